@@ -1,0 +1,152 @@
+/* store.h - the ticket database: SQLite in WAL mode, prepared statements only.
+ *
+ * A TmStore is one SQLite connection with its prepared statements. The schema
+ * is versioned with PRAGMA user_version and migrated forward at open; a
+ * database newer than this program is refused. All SQL binds its values as
+ * parameters; no statement is built from input.
+ *
+ * A transaction is also the store's critical section: tm_store_begin() takes
+ * the store's mutex and starts BEGIN IMMEDIATE (so two writers never deadlock
+ * on a lock upgrade); tm_store_commit() or tm_store_rollback() ends both.
+ * Every other call must be made between them, from the thread that began;
+ * only a single-threaded program (ticketctl) may also call the reading
+ * functions (get_ticket, list_tickets, ticket_messages) outside one.
+ *
+ *   if (!tm_store_begin (store, &error)) -> tempfail
+ *   ... lookups, inserts ...
+ *   ok ? tm_store_commit (store, &error) : tm_store_rollback (store);
+ *
+ * Tables: tickets, ticket_tags, messages (UNIQUE (queue, message_key): the
+ * idempotency key, the Message-ID or else the content hash), attachments,
+ * message_ids (every Message-ID that threads into a ticket: inbound mail and
+ * mail the desk generated), events (timestamped facts for response times).
+ * Times are Unix seconds (UTC).
+ *
+ * Errors: every function that can fail returns FALSE (or 0/NULL) and sets
+ * *error in TM_STORE_ERROR; TM_STORE_ERROR_BUSY means the database stayed
+ * locked past busy_timeout, which the milter answers with tempfail.
+ */
+#ifndef TM_STORE_H
+#define TM_STORE_H
+
+#include <glib.h>
+
+#define TM_STORE_ERROR (tm_store_error_quark ())
+GQuark tm_store_error_quark (void);
+typedef enum {
+  TM_STORE_ERROR_OPEN,       /* cannot open or create the file */
+  TM_STORE_ERROR_SCHEMA,     /* migration failed, or the schema is too new */
+  TM_STORE_ERROR_BUSY,       /* locked past the busy timeout */
+  TM_STORE_ERROR_FAILED,     /* any other SQLite error (disk full, read-only...) */
+} TmStoreError;
+
+typedef struct TmStore TmStore;     /* opaque */
+
+typedef struct {
+  guint busy_timeout_ms;     /* 0: SQLite's default of failing at once */
+  gboolean synchronous_full; /* PRAGMA synchronous = FULL, else NORMAL */
+  gboolean create;           /* create the file (and its schema) when missing */
+} TmStoreOptions;
+
+typedef struct {
+  gint64 id;
+  char *queue;
+  char *customer_address;
+  char *customer_name;       /* may be NULL */
+  char *subject;
+  char *status;              /* new open pending resolved closed */
+  char *priority;            /* low normal high urgent */
+  char *team;                /* may be NULL */
+  char *assignee;            /* may be NULL */
+  char *language;            /* may be NULL */
+  char **tags;               /* NULL-terminated, never NULL */
+  gint64 created_at;
+  gint64 updated_at;
+} TmTicket;
+
+typedef struct {
+  gint64 id;                 /* row id; set by tm_store_add_message */
+  gint64 ticket_id;
+  char *queue;
+  char *message_key;         /* idempotency key: Message-ID or "sha256:HEX" */
+  char *message_id;          /* may be NULL */
+  char *direction;           /* customer agent note autoreply automated */
+  char *sender;              /* envelope sender, "" for <> */
+  char *from_address;        /* may be NULL */
+  char *from_name;           /* may be NULL */
+  char *subject;
+  char *mta_queue_id;        /* may be NULL */
+  gint64 received_at;
+  char *body_text;
+  gsize size;
+  gboolean truncated;
+  char *warnings;            /* '\n'-separated parse problems, or NULL */
+  GPtrArray *attachments;    /* of TmAttachment* (message.h); may be NULL */
+} TmStoredMessage;
+
+/* path ":memory:" gives a private in-memory database (ticketctl simulate on a
+ * store that does not exist yet). Returns NULL with *error set. */
+TmStore *tm_store_open (const char *path, const TmStoreOptions *options,
+                        GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Closes the store and clears the caller's pointer; NULL is fine. */
+void tm_store_close (TmStore **store);
+/* The schema version this program writes. */
+int tm_store_schema_version (void);
+
+gboolean tm_store_begin (TmStore *store, GError **error);
+gboolean tm_store_commit (TmStore *store, GError **error);
+void tm_store_rollback (TmStore *store);
+
+/* Idempotency: the ticket that already holds (queue, message_key), or 0. */
+gboolean tm_store_find_message (TmStore *store, const char *queue,
+                                const char *message_key, gint64 *ticket_id,
+                                GError **error);
+
+/* Threading: the ticket a Message-ID (without <>) belongs to within QUEUE,
+ * or 0 when it is unknown or belongs to another queue. */
+gboolean tm_store_find_ticket_by_message_id (TmStore *store, const char *queue,
+                                             const char *message_id,
+                                             gint64 *ticket_id, GError **error);
+
+/* *ticket is NULL when the id does not exist (that is not an error). */
+gboolean tm_store_get_ticket (TmStore *store, gint64 id, TmTicket **ticket,
+                              GError **error);
+
+/* Inserts ticket (its id, created_at and updated_at are read from the struct
+ * except id); sets ticket->id. Tags are inserted too. */
+gboolean tm_store_create_ticket (TmStore *store, TmTicket *ticket, GError **error);
+
+/* A customer or agent mail on an existing ticket: sets updated_at, and the
+ * status when new_status is not NULL. */
+gboolean tm_store_touch_ticket (TmStore *store, gint64 ticket_id, gint64 now,
+                                const char *new_status, GError **error);
+
+/* Inserts the message, its attachments and its Message-ID; sets message->id. */
+gboolean tm_store_add_message (TmStore *store, TmStoredMessage *message,
+                               GError **error);
+
+/* Records that a Message-ID belongs to a ticket (mail the desk generated). */
+gboolean tm_store_remember_message_id (TmStore *store, gint64 ticket_id,
+                                       const char *message_id, const char *origin,
+                                       GError **error);
+
+/* kind: created customer-message agent-reply ack-sent status-change ...;
+ * message_row may be 0, detail may be NULL. */
+gboolean tm_store_add_event (TmStore *store, gint64 ticket_id, gint64 message_row,
+                             const char *kind, gint64 at, const char *detail,
+                             GError **error);
+
+/* Reading for ticketctl. Filters may be NULL. limit 0: no limit. Newest first.
+ * Returns a GPtrArray of TmTicket* that frees them, or NULL with *error. */
+GPtrArray *tm_store_list_tickets (TmStore *store, const char *status,
+                                  const char *queue, guint limit, GError **error);
+/* The messages of a ticket, oldest first, with attachments: GPtrArray of
+ * TmStoredMessage* that frees them, or NULL with *error. */
+GPtrArray *tm_store_ticket_messages (TmStore *store, gint64 ticket_id,
+                                     GError **error);
+
+void tm_ticket_free (TmTicket *ticket);
+void tm_stored_message_free (TmStoredMessage *message);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TmTicket, tm_ticket_free)
+
+#endif
