@@ -1,0 +1,390 @@
+/* pipeline.c - classify, thread and store one mail; say what to do with it.
+ *
+ * One call, one transaction: the lookups that decide the ticket and the
+ * writes that record it happen under the same BEGIN IMMEDIATE, so two mails
+ * of one thread arriving at once cannot both open a ticket, and a retried
+ * mail always finds its first delivery. A dry run (commit FALSE) does all of
+ * it and rolls back.
+ *
+ * Writes for a queue mail that is not a loop: the ticket (new, or its
+ * updated_at and status), the message with its attachments and Message-ID,
+ * and events: "created" for a new ticket, then one of "customer-message",
+ * "agent-reply" or "automated-message", and "message-truncated" when the
+ * milter kept only the first part of a large mail.
+ *
+ * Nothing here talks to the network or to libmilter.
+ */
+#include "pipeline.h"
+
+#include <gmime/gmime.h>
+#include <string.h>
+
+#include "subject_tag.h"
+
+static void
+header_change_free (gpointer data)
+{
+  TmHeaderChange *change = data;
+  g_free (change->name);
+  g_free (change->value);
+  g_free (change);
+}
+
+static TmDecision *
+decision_new (void)
+{
+  TmDecision *decision = g_new0 (TmDecision, 1);
+  decision->tags = g_new0 (char *, 1);
+  decision->recipients_add = g_ptr_array_new_with_free_func (g_free);
+  decision->recipients_remove = g_ptr_array_new_with_free_func (g_free);
+  decision->headers = g_ptr_array_new_with_free_func (header_change_free);
+  return decision;
+}
+
+
+void
+tm_decision_free (TmDecision **decision_ptr)
+{
+  TmDecision *decision = *decision_ptr;
+  if (decision == NULL)
+    return;
+  tm_classification_clear (&decision->classification);
+  g_free (decision->status);
+  g_free (decision->priority);
+  g_free (decision->team);
+  g_free (decision->language);
+  g_strfreev (decision->tags);
+  g_free (decision->autoreply_template);
+  g_free (decision->autoreply_language);
+  g_free (decision->autoreply_reason);
+  g_ptr_array_unref (decision->recipients_add);
+  g_ptr_array_unref (decision->recipients_remove);
+  g_ptr_array_unref (decision->headers);
+  g_free (decision->subject);
+  g_free (decision->subject_header);
+  g_free (decision);
+  *decision_ptr = NULL;
+}
+
+static void
+add_header (TmDecision *decision, const char *name, char *value /* owned */)
+{
+  TmHeaderChange *change = g_new0 (TmHeaderChange, 1);
+  change->name = g_strdup (name);
+  change->value = value;
+  g_ptr_array_add (decision->headers, change);
+}
+
+static const char *
+direction_of (TmClass klass)
+{
+  switch (klass)
+    {
+    case TM_CLASS_AGENT: return "agent";
+    case TM_CLASS_AUTOMATED: return "automated";
+    default: return "customer";
+    }
+}
+
+static const char *
+event_of (TmClass klass)
+{
+  switch (klass)
+    {
+    case TM_CLASS_AGENT: return "agent-reply";
+    case TM_CLASS_AUTOMATED: return "automated-message";
+    default: return "customer-message";
+    }
+}
+
+/* The status a ticket takes when a mail joins it: a customer writing again
+ * reopens a ticket that was waiting or done; an agent's answer moves a new
+ * ticket to open. NULL: unchanged. */
+static const char *
+status_after (const char *status, TmClass klass)
+{
+  if (klass == TM_CLASS_CUSTOMER
+      && (strcmp (status, "pending") == 0 || strcmp (status, "resolved") == 0
+          || strcmp (status, "closed") == 0))
+    return "open";
+  if (klass == TM_CLASS_AGENT && strcmp (status, "new") == 0)
+    return "open";
+  return NULL;
+}
+
+/* The subject as a header value: ASCII stays as it is, anything else becomes
+ * RFC 2047 encoded words in UTF-8. CR, LF and other controls were already
+ * replaced by the parser's unfolding; they are dropped here once more so that
+ * a subject can never open a new header line. */
+static char *
+subject_header_value (const char *subject)
+{
+  g_autofree char *clean = g_strdup (subject);
+  for (char *c = clean; *c != '\0'; c++)
+    if ((guchar) *c < 0x20 || *c == 0x7f)
+      *c = ' ';
+  gboolean ascii = TRUE;
+  for (const char *c = clean; *c != '\0'; c++)
+    if ((guchar) *c >= 0x80)
+      ascii = FALSE;
+  if (ascii)
+    return g_steal_pointer (&clean);
+  return g_mime_utils_header_encode_text (NULL, clean, "utf-8");
+}
+
+static char *
+idempotency_key (const TmMessage *message)
+{
+  if (message->message_id != NULL && *message->message_id != '\0')
+    return g_strdup (message->message_id);
+  return g_strconcat ("sha256:", message->content_hash, NULL);
+}
+
+static char *
+autoreply_reason (const TmDecision *decision)
+{
+  switch (decision->classification.klass)
+    {
+    case TM_CLASS_AUTOMATED:
+      return g_strdup_printf ("automated mail (%s) is never answered",
+                              decision->classification.reason);
+    case TM_CLASS_LOOP:
+      return g_strdup ("our own mail came back: never answered");
+    case TM_CLASS_AGENT:
+      return g_strdup ("agent mail is not acknowledged");
+    case TM_CLASS_NOT_SUPPORT:
+      return g_strdup ("not addressed to a queue");
+    case TM_CLASS_CUSTOMER:
+      break;
+    }
+  if (decision->duplicate)
+    return g_strdup ("this mail was already received: no second acknowledgement");
+  if (!decision->ticket_new)
+    return g_strdup ("follow-up on an existing ticket");
+  return g_strdup ("acknowledgements are not available in this version");
+}
+
+/* Records the mail on the ticket (new or existing) inside the transaction. */
+static gboolean
+record_message (TmStore *store, const TmDecision *decision, const TmMessage *message,
+                const TmEnvelope *envelope, const char *key, gint64 now,
+                gint64 *message_row, GError **error)
+{
+  const TmQueue *queue = decision->classification.queue;
+  g_autofree char *sender = tm_address_normalize (envelope->sender != NULL ? envelope->sender : "");
+  g_autofree char *warnings = NULL;
+  if (message->warnings->len > 0)
+    {
+      GString *joined = g_string_new (NULL);
+      for (guint i = 0; i < message->warnings->len; i++)
+        g_string_append_printf (joined, "%s%s", i > 0 ? "\n" : "",
+                                (const char *) g_ptr_array_index (message->warnings, i));
+      warnings = g_string_free (joined, FALSE);
+    }
+
+  TmStoredMessage stored = {
+    .ticket_id = decision->ticket_id,
+    .queue = queue->name,
+    .message_key = (char *) key,
+    .message_id = message->message_id,
+    .direction = (char *) direction_of (decision->classification.klass),
+    .sender = sender,
+    .from_address = message->from_address,
+    .from_name = message->from_name,
+    .subject = message->subject,
+    .mta_queue_id = (char *) envelope->mta_queue_id,
+    .received_at = now,
+    .body_text = message->body_text,
+    .size = message->size,
+    .truncated = message->truncated,
+    .warnings = warnings,
+    .attachments = message->attachments,
+  };
+  if (!tm_store_add_message (store, &stored, error))
+    return FALSE;
+  *message_row = stored.id;
+  if (!tm_store_add_event (store, decision->ticket_id, stored.id,
+                           event_of (decision->classification.klass), now, NULL, error))
+    return FALSE;
+  if (message->truncated)
+    {
+      g_autofree char *detail = g_strdup_printf ("kept the first part of a %" G_GSIZE_FORMAT
+                                                 "-byte mail", message->size);
+      if (!tm_store_add_event (store, decision->ticket_id, stored.id,
+                               "message-truncated", now, detail, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+open_ticket (TmStore *store, TmDecision *decision, const TmMessage *message,
+             const TmEnvelope *envelope, gint64 now, GError **error)
+{
+  const TmQueue *queue = decision->classification.queue;
+  g_autofree char *sender = tm_address_normalize (envelope->sender != NULL ? envelope->sender : "");
+  TmTicket ticket = {
+    .queue = queue->name,
+    .customer_address = message->from_address != NULL ? message->from_address : sender,
+    .customer_name = message->from_name,
+    .subject = message->subject,
+    .status = (char *) "new",
+    .priority = (char *) "normal",
+    .team = queue->team,
+    .language = queue->language,
+    .tags = decision->tags,
+    .created_at = now,
+    .updated_at = now,
+  };
+  if (!tm_store_create_ticket (store, &ticket, error))
+    return FALSE;
+  decision->ticket_id = ticket.id;
+  decision->ticket_new = TRUE;
+  decision->status = g_strdup ("new");
+  decision->priority = g_strdup ("normal");
+  decision->team = g_strdup (queue->team);
+  decision->language = g_strdup (queue->language);
+  return tm_store_add_event (store, ticket.id, 0, "created", now, NULL, error);
+}
+
+/* Fills the decision from an existing ticket; with update, records that a
+ * new mail joined it. */
+static gboolean
+join_ticket (TmStore *store, TmDecision *decision, gint64 ticket_id, gboolean update,
+             gint64 now, GError **error)
+{
+  g_autoptr (TmTicket) ticket = NULL;
+  if (!tm_store_get_ticket (store, ticket_id, &ticket, error))
+    return FALSE;
+  if (ticket == NULL)
+    {
+      g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED,
+                   "ticket %" G_GINT64_FORMAT " vanished inside a transaction", ticket_id);
+      return FALSE;
+    }
+  const char *new_status = update ? status_after (ticket->status, decision->classification.klass) : NULL;
+  if (update && !tm_store_touch_ticket (store, ticket_id, now, new_status, error))
+    return FALSE;
+  if (update && new_status != NULL)
+    {
+      g_autofree char *detail = g_strdup_printf ("%s -> %s", ticket->status, new_status);
+      if (!tm_store_add_event (store, ticket_id, 0, "status-change", now, detail, error))
+        return FALSE;
+    }
+  decision->ticket_id = ticket_id;
+  decision->status = g_strdup (new_status != NULL ? new_status : ticket->status);
+  decision->priority = g_strdup (ticket->priority);
+  decision->team = g_strdup (ticket->team);
+  decision->language = g_strdup (ticket->language);
+  g_strfreev (decision->tags);
+  decision->tags = g_strdupv (ticket->tags);
+  return TRUE;
+}
+
+/* Everything that happens inside the transaction. */
+static gboolean
+decide_in_store (TmStore *store, TmDecision *decision, const TmMessage *message,
+                 const TmEnvelope *envelope, gint64 now, GError **error)
+{
+  const TmQueue *queue = decision->classification.queue;
+  gint64 threaded_ticket = 0;
+  if (!tm_thread_find (store, queue, message, &threaded_ticket, &decision->threaded_by,
+                       &decision->ignored_tag, error))
+    return FALSE;
+
+  g_autofree char *key = idempotency_key (message);
+  gint64 stored_ticket = 0;
+  if (!tm_store_find_message (store, queue->name, key, &stored_ticket, error))
+    return FALSE;
+  if (stored_ticket != 0)
+    {
+      /* An MTA's retry of a mail we already hold: same answer, no writes. */
+      decision->duplicate = TRUE;
+      return join_ticket (store, decision, stored_ticket, FALSE, now, error);
+    }
+
+  if (threaded_ticket != 0)
+    {
+      if (!join_ticket (store, decision, threaded_ticket, TRUE, now, error))
+        return FALSE;
+    }
+  else if (!open_ticket (store, decision, message, envelope, now, error))
+    return FALSE;
+
+  return record_message (store, decision, message, envelope, key, now,
+                         &decision->message_row, error);
+}
+
+TmDecision *
+tm_pipeline_run (const TmConfig *config, TmStore *store, const TmMessage *message,
+                 const TmEnvelope *envelope, gint64 now, gboolean commit, GError **error)
+{
+  g_return_val_if_fail (config != NULL && store != NULL && message != NULL && envelope != NULL, NULL);
+  TmDecision *decision = decision_new ();
+  tm_classify (config, message, envelope, &decision->classification);
+  decision->truncated = message->truncated;
+  const TmQueue *queue = decision->classification.queue;
+
+  if (queue != NULL && decision->classification.klass != TM_CLASS_LOOP)
+    {
+      if (!tm_store_begin (store, error))
+        {
+          tm_decision_free (&decision);
+          return NULL;
+        }
+      if (!decide_in_store (store, decision, message, envelope, now, error))
+        {
+          tm_store_rollback (store);
+          tm_decision_free (&decision);
+          return NULL;
+        }
+      if (!commit)
+        {
+          tm_store_rollback (store);
+          decision->message_row = 0;
+        }
+      else if (!tm_store_commit (store, error))
+        {
+          tm_decision_free (&decision);
+          return NULL;
+        }
+
+      add_header (decision, "X-Ticket-ID", g_strdup_printf ("%" G_GINT64_FORMAT, decision->ticket_id));
+      add_header (decision, "X-Ticket-Queue", g_strdup (queue->name));
+      if (!tm_subject_tag_is_exactly (message->subject, queue->tag_prefix, decision->ticket_id))
+        {
+          decision->subject = tm_subject_tag_apply (message->subject, queue->tag_prefix,
+                                                    decision->ticket_id);
+          decision->subject_header = subject_header_value (decision->subject);
+        }
+    }
+
+  decision->autoreply_send = FALSE;
+  decision->autoreply_template = g_strdup ("ack");
+  decision->autoreply_language = g_strdup (decision->language != NULL ? decision->language
+                                           : queue != NULL ? queue->language : "en");
+  decision->autoreply_reason = autoreply_reason (decision);
+  return decision;
+}
+
+char *
+tm_decision_summary (const TmDecision *decision)
+{
+  GString *line = g_string_new (NULL);
+  const TmClassification *classification = &decision->classification;
+  g_string_append_printf (line, "class=%s reason=%s", tm_class_name (classification->klass),
+                          classification->reason);
+  if (classification->queue != NULL)
+    g_string_append_printf (line, " queue=%s", classification->queue->name);
+  if (decision->ticket_id != 0)
+    g_string_append_printf (line, " ticket=%" G_GINT64_FORMAT " new=%s threaded_by=%s",
+                            decision->ticket_id, decision->ticket_new ? "yes" : "no",
+                            tm_threaded_by_name (decision->threaded_by));
+  if (decision->duplicate)
+    g_string_append (line, " duplicate=yes");
+  if (decision->ignored_tag != 0)
+    g_string_append_printf (line, " ignored_tag=%" G_GINT64_FORMAT, decision->ignored_tag);
+  if (decision->subject != NULL)
+    g_string_append (line, " subject=tagged");
+  return g_string_free (line, FALSE);
+}
