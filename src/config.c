@@ -630,6 +630,26 @@ check_references (TmConfig *config, const char *file, GError **error)
   return TRUE;
 }
 
+/* GKeyFile's parse errors quote the line but do not number it; an admin
+ * wants the number. Returns the first line that is neither blank, a comment,
+ * a group header nor a key = value pair (or a stray byte such as NUL), or 1. */
+static guint
+first_bad_line (const char *text)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *line = lines[i];
+      while (g_ascii_isspace (*line))
+        line++;
+      if (*line == '\0' || *line == '#')
+        continue;
+      if (*line == '[' ? strchr (line, ']') == NULL : strchr (line, '=') == NULL)
+        return i + 1;
+    }
+  return 1;
+}
+
 TmConfig *
 tm_config_load (const char *path, gboolean must_exist, GError **error)
 {
@@ -638,17 +658,23 @@ tm_config_load (const char *path, gboolean must_exist, GError **error)
   g_autoptr (GError) local_error = NULL;
   TmConfig *config = tm_config_new_default ();
 
-  if (!g_key_file_load_from_file (keyfile, path, G_KEY_FILE_NONE, &local_error))
+  g_autofree char *text = NULL;
+  gsize length = 0;
+  if (!g_file_get_contents (path, &text, &length, &local_error))
     {
       if (!must_exist && g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
         {
           g_ptr_array_add (config->queues, queue_new_default ("support"));
           return config;
         }
-      gboolean unreadable = local_error->domain == G_FILE_ERROR;
-      g_set_error (error, TM_CONFIG_ERROR,
-                   unreadable ? TM_CONFIG_ERROR_READ : TM_CONFIG_ERROR_SYNTAX,
-                   "%s: %s", path, local_error->message);
+      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_READ, "%s", local_error->message);
+      tm_config_free (&config);
+      return NULL;
+    }
+  if (!g_key_file_load_from_data (keyfile, text, length, G_KEY_FILE_NONE, &local_error))
+    {
+      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX, "%s: line %u: %s", path,
+                   first_bad_line (text), local_error->message);
       tm_config_free (&config);
       return NULL;
     }
