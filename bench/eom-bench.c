@@ -1,0 +1,174 @@
+/* eom-bench.c - the end-of-message work of ticket-milter, timed per mail.
+ *
+ * Runs what the daemon runs at end of message for every mail (parse with
+ * GMime, classify, thread, one SQLite transaction that commits) on a fresh
+ * database in a temporary directory, and prints the median, p90, p99 and
+ * maximum time per mail and the mails per second of one thread.
+ *
+ *   bench/eom-bench [--mails N] [--synchronous full|normal] [--replies PERCENT]
+ *                   [--prefill N] [FILE.eml ...]
+ *
+ * With no files it uses a built-in 4 KB customer mail. A share of the mails
+ * (--replies, default 30%) are replies carrying the tag of an earlier ticket,
+ * so threading lookups are measured too. --prefill N stores N tickets first
+ * (for the cost of a large database). The libmilter protocol round trips are
+ * not in these figures: bench/run-postfix.sh measures the whole path.
+ */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "message.h"
+#include "pipeline.h"
+#include "store.h"
+
+static int
+compare_gint64 (const void *a, const void *b)
+{
+  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+  return (x > y) - (x < y);
+}
+
+static char *
+builtin_mail (void)
+{
+  GString *mail = g_string_new (
+    "Received: from client.example.net (client.example.net [198.51.100.7])\r\n"
+    "\tby mx.example.test (Postfix) with ESMTP id 4XyZ1; Mon, 23 Nov 2026 09:00:00 +0300\r\n"
+    "From: =?UTF-8?B?2LPYp9ix2Kk=?= <customer@example.net>\r\n"
+    "To: support@example.test\r\n"
+    "Subject: =?UTF-8?B?2YHYp9iq2YjYsdipINmE2YUg2KrYtdmE?=\r\n"
+    "Date: Mon, 23 Nov 2026 09:00:00 +0300\r\n"
+    "Message-ID: <MSGID@example.net>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=UTF-8\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n\r\n");
+  while (mail->len < 4096)
+    g_string_append (mail, "مرحبا، لم تصل فاتورتي لشهر أكتوبر. Hello, my invoice did not arrive.\r\n");
+  return g_string_free (mail, FALSE);
+}
+
+int
+main (int argc, char **argv)
+{
+  int mails = 5000, replies = 30, prefill = 0;
+  g_autofree char *synchronous = g_strdup ("full");
+  g_auto (GStrv) files = NULL;
+  GOptionEntry entries[] = {
+    { "mails", 0, 0, G_OPTION_ARG_INT, &mails, "Mails to run (default 5000)", "N" },
+    { "synchronous", 0, 0, G_OPTION_ARG_STRING, &synchronous, "SQLite synchronous: full or normal", "MODE" },
+    { "replies", 0, 0, G_OPTION_ARG_INT, &replies, "Percent of mails that reply to a ticket (default 30)", "PERCENT" },
+    { "prefill", 0, 0, G_OPTION_ARG_INT, &prefill, "Tickets stored before timing (default 0)", "N" },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &files, NULL, "FILE.eml..." },
+    { NULL, 0, 0, 0, NULL, NULL, NULL },
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new ("- time ticket-milter's end-of-message work");
+  g_option_context_add_main_entries (context, entries, NULL);
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (context, &argc, &argv, &error) || mails <= 0 || prefill < 0
+      || replies < 0 || replies > 100)
+    {
+      fprintf (stderr, "eom-bench: %s\n", error != NULL ? error->message : "bad numbers");
+      return 64;
+    }
+
+  GPtrArray *templates = g_ptr_array_new_with_free_func (g_free);
+  if (files == NULL)
+    g_ptr_array_add (templates, builtin_mail ());
+  for (char **file = files; file != NULL && *file != NULL; file++)
+    {
+      char *text = NULL;
+      if (!g_file_get_contents (*file, &text, NULL, &error))
+        {
+          fprintf (stderr, "eom-bench: %s\n", error->message);
+          return 66;
+        }
+      g_ptr_array_add (templates, text);
+    }
+
+  g_autofree char *directory = g_dir_make_tmp ("tm-bench-XXXXXX", &error);
+  g_autofree char *db = g_build_filename (directory, "tickets.db", NULL);
+  g_autofree char *conf = g_build_filename (directory, "bench.conf", NULL);
+  g_autofree char *conf_text = g_strdup_printf ("[store]\npath = %s\nsynchronous = %s\n"
+                                                "[queue support]\naddress = support@example.test\n",
+                                                db, synchronous);
+  g_file_set_contents (conf, conf_text, -1, NULL);
+  TmConfig *config = tm_config_load (conf, TRUE, &error);
+  if (config == NULL)
+    {
+      fprintf (stderr, "eom-bench: %s\n", error->message);
+      return 78;
+    }
+  TmStoreOptions options = { .busy_timeout_ms = 5000, .synchronous_full = config->synchronous_full,
+                             .create = TRUE };
+  TmStore *store = tm_store_open (db, &options, &error);
+  g_assert_no_error (error);
+  tm_message_library_init ();
+
+  const char *recipients[] = { "support@example.test", NULL };
+  TmEnvelope envelope = { .sender = "customer@example.net", .recipients = recipients,
+                          .mta_queue_id = "BENCH" };
+  TmParseOptions parse_options = { .fallback_charsets = (const char *const *) config->fallback_charsets };
+  gint64 *elapsed = g_new (gint64, mails);
+  gint64 last_ticket = 0;
+  GRand *rand = g_rand_new_with_seed (42);
+
+  for (int round = 0; round < prefill + mails; round++)
+    {
+      const char *template = g_ptr_array_index (templates, (guint) round % templates->len);
+      g_autofree char *unique = g_strdup_printf ("bench.%d", round);
+      g_autofree char *with_id = NULL;
+      GString *mail = g_string_new (template);
+      g_string_replace (mail, "MSGID", unique, 0);
+      if (last_ticket > 0 && g_rand_int_range (rand, 0, 100) < replies)
+        {
+          g_autofree char *tag = g_strdup_printf ("Subject: Re: [Ticket#%" G_GINT64_FORMAT "] ",
+                                                  last_ticket);
+          g_string_replace (mail, "Subject: ", tag, 1);
+        }
+      gint64 start = g_get_monotonic_time ();
+      TmMessage *message = tm_message_parse (mail->str, mail->len, &parse_options);
+      TmDecision *decision = tm_pipeline_run (config, store, message, &envelope,
+                                              1795000000 + round, TRUE, &error);
+      gint64 end = g_get_monotonic_time ();
+      if (decision == NULL)
+        {
+          fprintf (stderr, "eom-bench: mail %d: %s\n", round, error->message);
+          return 1;
+        }
+      last_ticket = decision->ticket_id;
+      if (round >= prefill)
+        elapsed[round - prefill] = end - start;
+      tm_decision_free (&decision);
+      tm_message_free (&message);
+      g_string_free (mail, TRUE);
+    }
+
+  qsort (elapsed, (size_t) mails, sizeof *elapsed, compare_gint64);
+  gint64 total = 0;
+  for (int i = 0; i < mails; i++)
+    total += elapsed[i];
+  printf ("mails=%d prefill=%d synchronous=%s replies=%d%%\n", mails, prefill, synchronous, replies);
+  printf ("eom_ms median=%.3f p90=%.3f p99=%.3f max=%.3f mean=%.3f\n",
+          elapsed[mails / 2] / 1000.0, elapsed[mails * 90 / 100] / 1000.0,
+          elapsed[mails * 99 / 100] / 1000.0, elapsed[mails - 1] / 1000.0,
+          (double) total / mails / 1000.0);
+  printf ("mails_per_second_one_thread=%.0f\n", mails / (total / 1e6));
+
+  g_free (elapsed);
+  g_rand_free (rand);
+  tm_store_close (&store);
+  tm_config_free (&config);
+  g_ptr_array_unref (templates);
+  g_autoptr (GDir) dir = g_dir_open (directory, 0, NULL);
+  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
+    {
+      g_autofree char *path = g_build_filename (directory, name, NULL);
+      g_unlink (path);
+    }
+  g_rmdir (directory);
+  return 0;
+}

@@ -1,0 +1,77 @@
+#!/bin/sh
+# tests/cli/ticketctl.sh - ticketctl simulate, list and show, driven as an admin would,
+# with good and broken input. Needs jq to read the JSON.
+. "$top_srcdir/tests/lib.sh"
+
+JQ=${JQ:-$(command -v jq)}
+[ -n "$JQ" ] || tap_skip_all "jq is not installed"
+TICKETCTL=$(tm_bin ticketctl)
+work=$(tm_workdir)
+conf=$work/ticket-milter.conf
+cat > "$conf" <<EOC
+[store]
+path = $work/state/tickets.db
+[queue support]
+address = support@example.test
+EOC
+ctl () { "$TICKETCTL" -c "$conf" "$@"; }
+msg=$TM_TEST_DATA
+
+tap_plan 27
+
+# --- simulate, dry run ---------------------------------------------------------
+out=$(ctl simulate --rcpt support@example.test --now 2026-11-23T09:00:00+03:00 "$msg/arabic-windows-1256.eml" 2>/dev/null)
+printf '%s' "$out" > "$work/out.json"
+tap_ok "simulate prints every key of the contract" $JQ -e '
+  has("class") and has("reason") and has("queue") and has("ticket") and has("threaded_by")
+  and has("autoreply") and has("recipients") and has("headers") and has("subject")
+  and (.autoreply | has("send") and has("template") and has("language") and has("reason"))
+  and (.recipients | has("add") and has("remove"))
+  and (.ticket | has("id") and has("new") and has("status") and has("priority") and has("team")
+       and has("tags") and has("language"))' "$work/out.json"
+tap_is "dry run: a customer mail" "$(printf '%s' "$out" | $JQ -r '.class + " " + .queue + " " + (.ticket.id|tostring) + " " + (.ticket.new|tostring)')" "customer support 1 true"
+tap_is "dry run: the X-Ticket-ID header" "$(printf '%s' "$out" | $JQ -r '.headers["X-Ticket-ID"]')" "1"
+tap_ok "dry run: the subject gets the tag" $JQ -e '.subject | startswith("[Ticket#1] ")' "$work/out.json"
+tap_ok "dry run creates no database" test ! -e "$work/state/tickets.db"
+
+# --- commit, then list and show -------------------------------------------------
+out=$(ctl simulate --commit --rcpt support@example.test "$msg/arabic-windows-1256.eml" 2>/dev/null)
+tap_is "commit makes ticket 1" "$(printf '%s' "$out" | $JQ -r '.ticket.id')" "1"
+tap_ok "commit created the database" test -s "$work/state/tickets.db"
+out=$(ctl simulate --commit --rcpt support@example.test "$msg/arabic-windows-1256.eml" 2>/dev/null)
+tap_is "the same mail again is a duplicate on ticket 1" \
+  "$(printf '%s' "$out" | $JQ -r '(.ticket.id|tostring) + " " + (.ticket.duplicate|tostring) + " " + (.ticket.new|tostring)')" "1 true false"
+out=$(ctl simulate --commit --rcpt Support@Example.TEST "$msg/persian-utf8.eml" 2>/dev/null)
+tap_is "a mixed-case recipient makes ticket 2" "$(printf '%s' "$out" | $JQ -r '.ticket.id')" "2"
+out=$(ctl list --json)
+tap_is "list --json shows two tickets, newest first" "$(printf '%s' "$out" | $JQ -r 'map(.id|tostring) | join(",")')" "2,1"
+tap_is "list --status filters" "$(ctl list --json --status closed | $JQ -r 'length')" "0"
+tap_is "list --queue filters" "$(ctl list --json --queue support --limit 1 | $JQ -r 'length')" "1"
+tap_ok "list prints a table" sh -c "'$TICKETCTL' -c '$conf' list | grep -q '^1 '"
+out=$(ctl show 1 --json)
+printf '%s' "$out" > "$work/show.json"
+tap_is "show --json: one message on ticket 1" "$(printf '%s' "$out" | $JQ -r '.messages | length')" "1"
+tap_ok "show --json: the Arabic subject is decoded" $JQ -e '.subject | test("[\\u0600-\\u06FF]")' "$work/show.json"
+tap_ok "show prints the ticket as text" sh -c "'$TICKETCTL' -c '$conf' show 2 | grep -q '^Queue:    support'"
+out=$(ctl simulate --rcpt sales@example.test "$msg/english-plain.eml" 2>/dev/null)
+tap_is "mail for no queue: not-support, no ticket" "$(printf '%s' "$out" | $JQ -r '.class + " " + (.ticket|tostring)')" "not-support null"
+out=$(ctl simulate --rcpt support@example.test - < "$msg/no-message-id.eml" 2>/dev/null)
+tap_is "standard input works" "$(printf '%s' "$out" | $JQ -r '.class')" "customer"
+out=$(head -c 3000 /dev/urandom | ctl simulate --rcpt support@example.test - 2>/dev/null)
+tap_is "binary junk still gives a decision" "$(printf '%s' "$out" | $JQ -r '.queue')" "support"
+
+# --- broken command lines and configuration ------------------------------------------
+status_of () { "$@" >/dev/null 2>&1; echo $?; }
+tap_is "a missing message file: exit 66" "$(status_of ctl simulate "$work/nope.eml")" 66
+tap_is "an unknown option: exit 64" "$(status_of ctl simulate --bogus "$msg/english-plain.eml")" 64
+tap_is "a bad --now: exit 64" "$(status_of ctl simulate --now yesterday "$msg/english-plain.eml")" 64
+tap_is "an unknown command: exit 64" "$(status_of ctl frobnicate)" 64
+tap_is "show of a missing ticket: exit 1" "$(status_of ctl show 99)" 1
+tap_is "show of a non-number: exit 64" "$(status_of ctl show abc)" 64
+printf '[milter]\non_error = maybe\n' > "$work/bad.conf"
+err=$("$TICKETCTL" -c "$work/bad.conf" list 2>&1); st=$?
+tap_is "an invalid configuration: exit 78 naming group and key" "$st $(printf '%s' "$err" | grep -c '\[milter\] on_error')" "78 1"
+printf '[store]\npath = %s/none/tickets.db\n' "$work" > "$work/nodb.conf"
+err=$("$TICKETCTL" -c "$work/nodb.conf" list 2>&1); st=$?
+tap_is "list without a database says so" "$st $(printf '%s' "$err" | grep -c 'tickets.db')" "1 1"
+tap_done
