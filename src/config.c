@@ -671,6 +671,17 @@ tm_config_load (const char *path, gboolean must_exist, GError **error)
       tm_config_free (&config);
       return NULL;
     }
+  const char *invalid = NULL;
+  if (!g_utf8_validate (text, (gssize) length, &invalid))
+    {
+      guint line = 1;
+      for (const char *c = text; c < invalid; c++)
+        line += *c == '\n';
+      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX,
+                   "%s: line %u: not valid UTF-8 (or a NUL byte)", path, line);
+      tm_config_free (&config);
+      return NULL;
+    }
   if (!g_key_file_load_from_data (keyfile, text, length, G_KEY_FILE_NONE, &local_error))
     {
       g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX, "%s: line %u: %s", path,

@@ -247,6 +247,30 @@ test_empty_file_is_the_defaults (Fixture *fixture, gconstpointer data)
   tm_config_free (&config);
 }
 
+/* The example shipped in contrib/ is what admins copy: it must load. */
+static void
+test_shipped_example_loads (void)
+{
+  const char *srcdir = g_getenv ("top_srcdir");
+  g_autofree char *path = g_build_filename (srcdir != NULL ? srcdir : ".", "contrib",
+                                            "ticket-milter.conf.example", NULL);
+  g_autoptr (GError) error = NULL;
+  TmConfig *config = tm_config_load (path, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (config->queues->len, ==, 2);
+  g_assert_cmpstr (tm_config_queue_for_address (config, "HELP@example.com")->name, ==, "support");
+  g_assert_cmpstr (tm_config_queue_by_name (config, "billing")->team, ==, "billing");
+  g_assert_true (tm_config_is_agent (config, "carol@example.com"));
+  tm_config_free (&config);
+}
+
+static void
+test_invalid_utf8_file (Fixture *fixture, gconstpointer data)
+{
+  expect_error (fixture, "[queue support]\naddress = s@example.com\ntag_prefix = \xff\xfe\n",
+                TM_CONFIG_ERROR_SYNTAX, "line 3", "UTF-8", NULL);
+}
+
 static void
 test_address_normalize (void)
 {
@@ -281,7 +305,9 @@ main (int argc, char **argv)
   ADD ("/config/error/unknown-key", test_unknown_key);
   ADD ("/config/error/bad-values", test_bad_values);
   ADD ("/config/error/bad-queues-and-teams", test_bad_queues_and_teams);
+  ADD ("/config/error/invalid-utf8", test_invalid_utf8_file);
 #undef ADD
   g_test_add_func ("/config/address-normalize", test_address_normalize);
+  g_test_add_func ("/config/shipped-example-loads", test_shipped_example_loads);
   return g_test_run ();
 }
