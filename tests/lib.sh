@@ -64,11 +64,17 @@ trap tm_run_cleanup EXIT
 # tm_on_exit FUNCTION: call FUNCTION (no arguments) when the test exits.
 tm_on_exit () { tm_cleanup_hooks="$1 $tm_cleanup_hooks"; }
 
+# Every directory of the test lives under one root made when this file is
+# sourced, so that tm_workdir works in $(...) (a subshell) and still gets
+# cleaned up by the test's own shell.
+tm_test_root=$(mktemp -d /tmp/tm-test.XXXXXX)
+chmod 755 "$tm_test_root"
+tm_cleanup_dirs="$tm_test_root"
+
 tm_workdir () {
   local dir
-  dir=$(mktemp -d /tmp/tm-test.XXXXXX)
+  dir=$(mktemp -d "$tm_test_root/w.XXXXXX")
   chmod 755 "$dir"
-  tm_cleanup_dirs="$tm_cleanup_dirs $dir"
   echo "$dir"
 }
 

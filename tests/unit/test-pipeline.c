@@ -400,14 +400,17 @@ test_automated_mail (Fixture *fixture, gconstpointer data)
 static void
 test_agent_needs_proof (Fixture *fixture, gconstpointer data)
 {
+  /* Three different mails (each its own Message-ID), so none is a retry of another. */
   const char *raw = "From: Alice <ALICE@example.test>\nTo: support@example.test\n"
-                    "Subject: Re: [Ticket#1] x\n\nanswer\n";
+                    "Message-ID: <agent-1@example.test>\nSubject: Re: [Ticket#1] x\n\nanswer\n";
   Envelope forged = { .sender = "alice@example.test", .client = "203.0.113.9" };
   TmDecision *decision = run (fixture, raw, &forged);
   g_assert_cmpint (decision->classification.klass, ==, TM_CLASS_CUSTOMER);
   g_assert_cmpstr (decision->classification.reason, ==, "unauthenticated-agent-address");
   tm_decision_free (&decision);
 
+  raw = "From: Alice <ALICE@example.test>\nTo: support@example.test\n"
+        "Message-ID: <agent-2@example.test>\nSubject: Re: [Ticket#1] x\n\nanswer\n";
   Envelope authenticated = { .sender = "alice@example.test", .auth = "alice" };
   decision = run (fixture, raw, &authenticated);
   g_assert_cmpint (decision->classification.klass, ==, TM_CLASS_AGENT);
@@ -417,6 +420,8 @@ test_agent_needs_proof (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (decision->status, ==, "open");     /* an agent answered */
   tm_decision_free (&decision);
 
+  raw = "From: Alice <ALICE@example.test>\nTo: support@example.test\n"
+        "Message-ID: <agent-3@example.test>\nSubject: Re: [Ticket#1] x\n\nanswer\n";
   Envelope trusted = { .sender = "alice@example.test", .client = "192.0.2.25" };
   decision = run (fixture, raw, &trusted);
   g_assert_cmpint (decision->classification.klass, ==, TM_CLASS_AGENT);
