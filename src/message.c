@@ -10,7 +10,9 @@
  *    sent (made valid UTF-8 by tm_charset_to_utf8, with the fallbacks, so a
  *    raw 8-bit header is decoded once, here). The block ends at the first
  *    empty line; lines that are neither "name: value" nor a continuation are
- *    skipped, as GMime does. Subject, Date, In-Reply-To, References and
+ *    skipped, as GMime does. Values are unfolded (line breaks dropped, the
+ *    folding white space kept) and trimmed at both ends, so CRLF and LF
+ *    copies of a mail give the same values. Subject, Date, In-Reply-To, References and
  *    Content-Language are read from these values; encoded words in the
  *    Subject are decoded with g_mime_utils_header_decode_text.
  *  - addresses: From, Reply-To, To and Cc as parsed by GMime; groups are

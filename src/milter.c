@@ -8,6 +8,11 @@
  *
  * Command line (a contract; ticket-milter(8) is the manual):
  *   ticket-milter [-c FILE] [-f] [-p SOCKET] [-V] [-h]
+ * Start-up, in order: arguments, configuration, log, daemonize (unless -f;
+ * the parent waits for the child's verdict and exits with it), the socket
+ * and store directories (made while still root, and given to the user),
+ * the pid file, the privilege drop, GMime, the store, the socket (refusing
+ * to replace one that another process still listens on), smfi_main().
  * Exit statuses: 0 after a clean stop, 64 (EX_USAGE) bad command line,
  * 78 (EX_CONFIG) bad configuration or unknown user, 73 (EX_CANTCREAT) the
  * store, the socket, its directory or the pid file cannot be created,
@@ -47,8 +52,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +98,7 @@ typedef struct {
   gsize msg_body_bytes;      /* body bytes kept */
   gsize msg_size;            /* every byte the MTA sent, kept or not */
   gboolean msg_truncated;    /* some header or body bytes were dropped */
+  gboolean msg_headers_full; /* max_header_size reached: later headers dropped */
   gboolean msg_headers_ended;
   GHashTable *msg_ticket_headers; /* lower-cased name -> SeenHeader* (X-Ticket-*) */
   gboolean msg_subject_seen;
@@ -335,8 +343,11 @@ milter_header (SMFICTX *ctx, char *name, char *value)
   gboolean leading_space = (conn->conn_protocol & SMFIP_HDR_LEADSPC) != 0;
   gsize line_bytes = strlen (name) + 1 + (leading_space ? 0 : 1) + strlen (value) + 2;
   message->msg_size += line_bytes;
-  if (message->msg_header_bytes + line_bytes > milter_config->max_header_size)
+  /* The headers kept are the first ones, not whichever later ones fit. */
+  if (message->msg_headers_full
+      || message->msg_header_bytes + line_bytes > milter_config->max_header_size)
     {
+      message->msg_headers_full = TRUE;
       message->msg_truncated = TRUE;
       return reply_for (ctx, SMFIP_NR_HDR);
     }
@@ -654,6 +665,7 @@ static struct smfiDesc milter_description = {
  * start-up: one status byte, then the error message if any. -1 otherwise. */
 static int startup_report_fd = -1;
 static gboolean log_is_open;
+static const char *pid_file_written; /* removed again when start-up fails */
 
 /* Start-up cannot go on: say why (stderr, or through the pipe to the parent
  * that still has the admin's terminal) and exit with STATUS. */
@@ -667,6 +679,8 @@ startup_fail (int status, const char *format, ...)
   /* syslog() directly: tm_log() would repeat the line on stderr under -f. */
   if (log_is_open)
     syslog (LOG_ERR, "%s", text);
+  if (pid_file_written != NULL)
+    unlink (pid_file_written);
   if (startup_report_fd >= 0)
     {
       g_autofree char *report = g_strdup_printf ("%c%s", (char) status, text);
@@ -762,6 +776,23 @@ unix_socket_path (const char *socket_spec)
   return NULL;
 }
 
+/* TRUE when something accepts connections on the unix socket PATH: another
+ * ticket-milter that smfi_opensocket() would otherwise silently replace. */
+static gboolean
+unix_socket_is_live (const char *path)
+{
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  if (strlen (path) >= sizeof address.sun_path)
+    return FALSE;
+  strcpy (address.sun_path, path);
+  int fd = socket (AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0)
+    return FALSE;
+  gboolean live = connect (fd, (struct sockaddr *) &address, sizeof address) == 0;
+  close (fd);
+  return live;
+}
+
 /* Creates the directory of PATH (a socket or the database) when it is
  * missing, while still root, and gives it to the user the daemon is about to
  * become, who must create files in it. An existing directory is left as the
@@ -773,7 +804,11 @@ prepare_directory_of (const char *path, guint mode, const char *what,
   g_autofree char *directory = g_path_get_dirname (path);
   if (g_file_test (directory, G_FILE_TEST_IS_DIR))
     return;
-  if (g_mkdir_with_parents (directory, (int) mode) != 0)
+  /* Missing parents are made traversable (0755), or the user could not
+   * reach a directory that is its own. */
+  g_autofree char *parent = g_path_get_dirname (directory);
+  if (g_mkdir_with_parents (parent, 0755) != 0 || (mkdir (directory, (mode_t) mode) != 0
+                                                     && errno != EEXIST))
     startup_fail (EX_CANTCREAT, "cannot create the %s directory %s: %s", what, directory,
                   g_strerror (errno));
   if (user != NULL && chown (directory, user->pw_uid, user->pw_gid) != 0)
@@ -788,6 +823,7 @@ write_pid_file (const char *path)
   g_autoptr (GError) error = NULL;
   if (!g_file_set_contents (path, text, -1, &error))
     startup_fail (EX_CANTCREAT, "cannot write the pid file: %s", error->message);
+  pid_file_written = path;
 }
 
 /* Becomes USER for good: supplementary groups, group, then user, and checks
@@ -923,6 +959,9 @@ main (int argc, char **argv)
     daemonize ();
 
   const char *socket_path = unix_socket_path (config->milter_socket);
+  if (socket_path != NULL && unix_socket_is_live (socket_path))
+    startup_fail (EX_CANTCREAT, "another process is already listening on %s",
+                  config->milter_socket);
   if (socket_path != NULL)
     prepare_directory_of (socket_path, 0755, "socket", user);
   if (strcmp (config->store_path, ":memory:") != 0)
