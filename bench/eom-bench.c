@@ -24,6 +24,7 @@
 #include "message.h"
 #include "pipeline.h"
 #include "store.h"
+#include "tm-test.h"
 
 static int
 compare_gint64 (const void *a, const void *b)
@@ -163,12 +164,6 @@ main (int argc, char **argv)
   tm_store_close (&store);
   tm_config_free (&config);
   g_ptr_array_unref (templates);
-  g_autoptr (GDir) dir = g_dir_open (directory, 0, NULL);
-  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
-    {
-      g_autofree char *path = g_build_filename (directory, name, NULL);
-      g_unlink (path);
-    }
-  g_rmdir (directory);
+  tm_test_remove_directory (directory);
   return 0;
 }

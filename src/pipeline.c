@@ -167,11 +167,10 @@ autoreply_reason (const TmDecision *decision)
 /* Records the mail on the ticket (new or existing) inside the transaction. */
 static gboolean
 record_message (TmStore *store, const TmDecision *decision, const TmMessage *message,
-                const TmEnvelope *envelope, const char *key, gint64 now,
-                gint64 *message_row, GError **error)
+                const TmEnvelope *envelope, const char *sender, const char *key,
+                gint64 now, gint64 *message_row, GError **error)
 {
   const TmQueue *queue = decision->classification.queue;
-  g_autofree char *sender = tm_address_normalize (envelope->sender != NULL ? envelope->sender : "");
   g_autofree char *warnings = NULL;
   if (message->warnings->len > 0)
     {
@@ -188,7 +187,7 @@ record_message (TmStore *store, const TmDecision *decision, const TmMessage *mes
     .message_key = (char *) key,
     .message_id = message->message_id,
     .direction = (char *) direction_of (decision->classification.klass),
-    .sender = sender,
+    .sender = (char *) sender,
     .from_address = message->from_address,
     .from_name = message->from_name,
     .subject = message->subject,
@@ -219,13 +218,12 @@ record_message (TmStore *store, const TmDecision *decision, const TmMessage *mes
 
 static gboolean
 open_ticket (TmStore *store, TmDecision *decision, const TmMessage *message,
-             const TmEnvelope *envelope, gint64 now, GError **error)
+             const char *sender, gint64 now, GError **error)
 {
   const TmQueue *queue = decision->classification.queue;
-  g_autofree char *sender = tm_address_normalize (envelope->sender != NULL ? envelope->sender : "");
   TmTicket ticket = {
     .queue = queue->name,
-    .customer_address = message->from_address != NULL ? message->from_address : sender,
+    .customer_address = message->from_address != NULL ? message->from_address : (char *) sender,
     .customer_name = message->from_name,
     .subject = message->subject,
     .status = (char *) "new",
@@ -286,6 +284,8 @@ static gboolean
 decide_in_store (TmStore *store, TmDecision *decision, const TmMessage *message,
                  const TmEnvelope *envelope, gint64 now, GError **error)
 {
+  /* The envelope sender as stored: lower-case, no brackets, "" for <>. */
+  g_autofree char *sender = tm_address_normalize (envelope->sender != NULL ? envelope->sender : "");
   const TmQueue *queue = decision->classification.queue;
   gint64 threaded_ticket = 0;
   if (!tm_thread_find (store, queue, message, &threaded_ticket, &decision->threaded_by,
@@ -308,10 +308,10 @@ decide_in_store (TmStore *store, TmDecision *decision, const TmMessage *message,
       if (!join_ticket (store, decision, threaded_ticket, TRUE, now, error))
         return FALSE;
     }
-  else if (!open_ticket (store, decision, message, envelope, now, error))
+  else if (!open_ticket (store, decision, message, sender, now, error))
     return FALSE;
 
-  return record_message (store, decision, message, envelope, key, now,
+  return record_message (store, decision, message, envelope, sender, key, now,
                          &decision->message_row, error);
 }
 

@@ -8,6 +8,7 @@
 #include "store.h"
 
 #include "message.h"
+#include "tm-test.h"
 
 #include <fcntl.h>
 #include <glib/gstdio.h>
@@ -48,14 +49,7 @@ fixture_tear_down (Fixture *fixture, gconstpointer data)
 {
   tm_store_close (&fixture->store);
   g_assert_null (fixture->store);
-  g_autoptr (GDir) dir = g_dir_open (fixture->directory, 0, NULL);
-  const char *name;
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *file = g_build_filename (fixture->directory, name, NULL);
-      g_assert_cmpint (g_unlink (file), ==, 0);
-    }
-  g_assert_cmpint (g_rmdir (fixture->directory), ==, 0);
+  tm_test_remove_directory (fixture->directory);
   g_free (fixture->path);
   g_free (fixture->directory);
 }

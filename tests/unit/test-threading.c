@@ -2,6 +2,8 @@
 #include "threading.h"
 
 #include <glib/gstdio.h>
+
+#include "tm-test.h"
 #include <string.h>
 
 typedef struct {
@@ -57,13 +59,7 @@ fixture_tear_down (Fixture *fixture, gconstpointer data)
 {
   tm_store_close (&fixture->store);
   tm_config_free (&fixture->config);
-  g_autoptr (GDir) dir = g_dir_open (fixture->directory, 0, NULL);
-  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
-    {
-      g_autofree char *path = g_build_filename (fixture->directory, name, NULL);
-      g_unlink (path);
-    }
-  g_rmdir (fixture->directory);
+  tm_test_remove_directory (fixture->directory);
   g_free (fixture->directory);
 }
 
