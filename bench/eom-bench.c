@@ -8,7 +8,8 @@
  *   bench/eom-bench [--mails N] [--synchronous full|normal] [--replies PERCENT]
  *                   [--prefill N] [FILE.eml ...]
  *
- * With no files it uses a built-in 4 KB customer mail. A share of the mails
+ * With no files it uses a built-in 4 KB customer mail; files are used in
+ * turn, each copy given a Message-ID of its own so that none is a retry. A share of the mails
  * (--replies, default 30%) are replies carrying the tag of an earlier ticket,
  * so threading lookups are measured too. --prefill N stores N tickets first
  * (for the cost of a large database). The libmilter protocol round trips are
@@ -87,7 +88,15 @@ main (int argc, char **argv)
           fprintf (stderr, "eom-bench: %s\n", error->message);
           return 66;
         }
-      g_ptr_array_add (templates, text);
+      /* Each mail must be new, not a retry of the first: the file's own
+       * Message-ID is kept under another name and a unique one put first. */
+      GString *unique = g_string_new ("Message-ID: <MSGID@bench.invalid>\r\n");
+      g_string_append (unique, text);
+      g_string_replace (unique, "\nMessage-ID:", "\nX-Original-Message-ID:", 0);
+      g_string_replace (unique, "\nMessage-Id:", "\nX-Original-Message-ID:", 0);
+      g_string_replace (unique, "\nMessage-id:", "\nX-Original-Message-ID:", 0);
+      g_ptr_array_add (templates, g_string_free (unique, FALSE));
+      g_free (text);
     }
 
   g_autofree char *directory = g_dir_make_tmp ("tm-bench-XXXXXX", &error);
