@@ -98,8 +98,11 @@ EOS
 }
 
 # Starts the daemon on DIR's configuration; waits for its socket.
+# TM_MILTER_WRAPPER, when set, runs the daemon under a tool, e.g.
+#   TM_MILTER_WRAPPER="valgrind --leak-check=full --error-exitcode=99"
+# so that any error it finds turns the exit-status checks below into failures.
 start_daemon () { # DIR
-  "$MILTER" -f -c "$1/ticket-milter.conf" > "$1/daemon.log" 2>&1 &
+  ${TM_MILTER_WRAPPER:-} "$MILTER" -f -c "$1/ticket-milter.conf" > "$1/daemon.log" 2>&1 &
   daemon_pid=$!
   tries=0
   while [ ! -S "$1/milter.sock" ]; do
