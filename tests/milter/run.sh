@@ -21,7 +21,7 @@ scripts=$(ls "$lua_dir"/*.lua | grep -v '/_[^/]*$')
 
 # Per script: the script, the daemon's exit status, its socket removed.
 script_count=$(printf '%s\n' $scripts | wc -l)
-tap_plan $((script_count * 3 + 7))
+tap_plan $((script_count * 3 + 13))
 
 daemon_pid=""
 stop_daemon () {
@@ -189,5 +189,53 @@ case ${out#*|} in
   *usage:*) tap_is "an unknown option: a usage line" ok ok ;;
   *) tap_is "an unknown option: a usage line" "${out#*|}" "... usage: ticket-milter ..." ;;
 esac
+
+# --- privileges -------------------------------------------------------------
+# Started as root with a user configured, the daemon runs as that user, and the
+# socket and the database it creates belong to that user.
+if [ "$(id -u)" = 0 ] && getent passwd nobody > /dev/null; then
+  pdir=$(tm_workdir)
+  cat > "$pdir/ticket-milter.conf" <<EOC
+[milter]
+socket = unix:$pdir/run/milter.sock
+user = nobody
+socket_mode = 0660
+[store]
+path = $pdir/state/tickets.db
+[queue support]
+address = support@example.test
+EOC
+  "$MILTER" -f -c "$pdir/ticket-milter.conf" > "$pdir/daemon.log" 2>&1 &
+  priv_pid=$!
+  tries=0
+  while [ ! -S "$pdir/run/milter.sock" ] && [ $tries -lt 100 ] && kill -0 $priv_pid 2>/dev/null; do
+    sleep 0.05; tries=$((tries + 1))
+  done
+  nobody_uid=$(id -u nobody)
+  tap_is "user = nobody: the daemon runs as nobody" \
+    "$(awk '/^Uid:/ { print $2 "," $3 "," $4 "," $5 }' /proc/$priv_pid/status 2>/dev/null)" \
+    "$nobody_uid,$nobody_uid,$nobody_uid,$nobody_uid"
+  tap_is "user = nobody: the socket belongs to nobody, mode 0660" \
+    "$(stat -c '%U %a' "$pdir/run/milter.sock" 2>/dev/null)" "nobody 660"
+  tap_is "user = nobody: the database belongs to nobody" \
+    "$(stat -c '%U' "$pdir/state/tickets.db" 2>/dev/null)" "nobody"
+  kill -TERM $priv_pid 2>/dev/null
+  wait $priv_pid
+  tap_is "user = nobody: a clean stop" "$?" "0"
+  [ "$tap_failed" -eq 0 ] || sed 's/^/#   /' "$pdir/daemon.log"
+
+  printf '[milter]\nsocket = unix:%s/u.sock\nuser = no-such-user-here\n[store]\npath = %s/u.db\n' \
+    "$pdir" "$pdir" > "$pdir/unknown-user.conf"
+  out=$(run_milter -f -c "$pdir/unknown-user.conf")
+  tap_is "an unknown user: exit status 78" "${out%%|*}" "78"
+  case ${out#*|} in
+    *no-such-user-here*) tap_is "an unknown user: stderr names it" ok ok ;;
+    *) tap_is "an unknown user: stderr names it" "${out#*|}" "... no-such-user-here ..." ;;
+  esac
+else
+  for t in "runs as nobody" "socket owner" "database owner" "clean stop" "unknown user" "unknown user named"; do
+    tap_skip "privileges: $t" "needs root and a nobody user"
+  done
+fi
 
 tap_done
