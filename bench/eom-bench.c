@@ -102,9 +102,10 @@ main (int argc, char **argv)
   g_autofree char *directory = g_dir_make_tmp ("tm-bench-XXXXXX", &error);
   g_autofree char *db = g_build_filename (directory, "tickets.db", NULL);
   g_autofree char *conf = g_build_filename (directory, "bench.conf", NULL);
-  g_autofree char *conf_text = g_strdup_printf ("[store]\npath = %s\nsynchronous = %s\n"
+  g_autofree char *conf_body = g_strdup_printf ("[store]\npath = %s\nsynchronous = %s\n"
                                                 "[queue support]\naddress = support@example.test\n",
                                                 db, synchronous);
+  g_autofree char *conf_text = tm_test_config_text (conf_body);
   g_file_set_contents (conf, conf_text, -1, NULL);
   TmConfig *config = tm_config_load (conf, TRUE, &error);
   if (config == NULL)

@@ -124,6 +124,8 @@ on_error = tempfail
 [store]
 path = $work/tickets.db
 synchronous = $synchronous
+[templates]
+dir = $top_srcdir/templates
 [queue support]
 address = support@example.test
 tag_prefix = Ticket

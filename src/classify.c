@@ -103,6 +103,11 @@ automated_reason (const TmMessage *message, const char *sender)
   if (tm_message_header (message, "List-Id") != NULL
       || tm_message_header (message, "List-Unsubscribe") != NULL)
     return "list";
+  /* Older autoresponders (vacation programs, some webmail) mark their
+   * answers only this way. */
+  if (tm_message_header (message, "X-Autoreply") != NULL
+      || tm_message_header (message, "X-Autorespond") != NULL)
+    return "x-autoreply";
   const char *content_type = tm_message_header (message, "Content-Type");
   if (content_type != NULL)
     {

@@ -3,9 +3,9 @@
  *   not-support  no recipient is a queue address: the mail passes untouched
  *   loop         our own output came back (X-Loop naming the queue address)
  *   automated    null sender, Auto-Submitted other than "no", Precedence
- *                bulk/list/junk, List-Id or List-Unsubscribe, mailer-daemon or
- *                postmaster senders, delivery reports: joins a ticket, never
- *                answered
+ *                bulk/list/junk/auto_reply, List-Id or List-Unsubscribe,
+ *                X-Autoreply or X-Autorespond, mailer-daemon or postmaster
+ *                senders, delivery reports: joins a ticket, never answered
  *   agent        From: a configured agent, and the envelope authenticated
  *                (SASL) or sent from a trusted network
  *   customer     everything else (a forged agent From: too)

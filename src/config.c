@@ -1,8 +1,9 @@
 /* config.c - read and check ticket-milter.conf once, at start.
  *
  * The file is a GKeyFile. Each fixed group ([milter], [store], [smtp],
- * [parser]) is described by one table of keys with their type, default and
- * the field they fill; [queue NAME] and [team NAME] groups repeat. Every key
+ * [parser], [templates], [autoreply]) is described by one table of keys with
+ * their type, default and the field they fill; [queue NAME], [team NAME] and
+ * [hours NAME] groups repeat. Every key
  * not in a table and every group not known is an error, as is every value
  * that does not fit: the message names the file, the group and the key, and
  * the caller (the daemon) refuses to start. Nothing here is guessed.
@@ -20,6 +21,9 @@
 #define DEFAULT_SOCKET "unix:" RUNSTATEDIR "/ticket-milter/ticket-milter.sock"
 #define DEFAULT_STORE LOCALSTATEDIR "/lib/ticket-milter/tickets.db"
 #define DEFAULT_CONFIG SYSCONFDIR "/ticket-milter/ticket-milter.conf"
+#ifndef TEMPLATEDIR
+#define TEMPLATEDIR "/usr/share/ticket-milter/templates"
+#endif
 
 G_DEFINE_QUARK (tm-config-error-quark, tm_config_error)
 
@@ -33,6 +37,9 @@ typedef enum {
   KEY_SYNCHRONOUS,     /* gboolean: full / normal */
   KEY_LIST,            /* char **, ';'-separated, entries trimmed */
   KEY_NETWORKS,        /* GPtrArray of GInetAddressMask* */
+  KEY_DURATION,        /* guint seconds: 90, 90s, 15m, 4h, 2d, 1w */
+  KEY_BOOLEAN,         /* gboolean: yes/no, true/false, on/off, 1/0 */
+  KEY_STARTTLS,        /* TmSmtpStarttls: no / try / require */
 } KeyType;
 
 typedef struct {
@@ -69,6 +76,29 @@ static const KeySpec store_keys[] = {
 
 static const KeySpec smtp_keys[] = {
   { "url", KEY_STRING, FIELD (smtp_url) },
+  { "starttls", KEY_STARTTLS, FIELD (smtp_starttls) },
+  { "verify_peer", KEY_BOOLEAN, FIELD (smtp_verify_peer) },
+  { "ca_file", KEY_OPTIONAL_STRING, FIELD (smtp_ca_file) },
+  { "username", KEY_OPTIONAL_STRING, FIELD (smtp_username) },
+  { "password", KEY_OPTIONAL_STRING, FIELD (smtp_password) },
+  { "helo_name", KEY_OPTIONAL_STRING, FIELD (smtp_helo_name) },
+  { "connect_timeout", KEY_DURATION, FIELD (smtp_connect_timeout_s) },
+  { "timeout", KEY_DURATION, FIELD (smtp_timeout_s) },
+  { "retry_min", KEY_DURATION, FIELD (smtp_retry_min_s) },
+  { "retry_max", KEY_DURATION, FIELD (smtp_retry_max_s) },
+  { "give_up_after", KEY_DURATION, FIELD (smtp_give_up_after_s) },
+  { NULL, 0, 0 },
+};
+
+static const KeySpec templates_keys[] = {
+  { "dir", KEY_STRING, FIELD (template_dir) },
+  { NULL, 0, 0 },
+};
+
+static const KeySpec autoreply_keys[] = {
+  { "spam_header", KEY_OPTIONAL_STRING, FIELD (spam_header) },
+  { "spam_value", KEY_STRING, FIELD (spam_value) },
+  { "no_reply_senders", KEY_LIST, FIELD (no_reply_senders) },
   { NULL, 0, 0 },
 };
 
@@ -82,10 +112,16 @@ static const GroupSpec fixed_groups[] = {
   { "store", store_keys },
   { "smtp", smtp_keys },
   { "parser", parser_keys },
+  { "templates", templates_keys },
+  { "autoreply", autoreply_keys },
   { NULL, NULL },
 };
 
-static const char *const queue_keys[] = { "address", "tag_prefix", "team", "language", NULL };
+static const char *const queue_keys[] = {
+  "address", "tag_prefix", "team", "language", "display_name", "hours", "ack",
+  "ack_followups", "ack_rate_limit", "first_response", NULL
+};
+static const char *const hours_keys[] = { "timezone", "days", "open", "holidays", NULL };
 static const char *const team_keys[] = { "mailbox", "agents", NULL };
 
 const char *
@@ -103,6 +139,8 @@ queue_free (gpointer data)
   g_free (queue->tag_prefix);
   g_free (queue->team);
   g_free (queue->language);
+  g_free (queue->display_name);
+  g_free (queue->hours_name);
   g_free (queue);
 }
 
@@ -114,6 +152,13 @@ team_free (gpointer data)
   g_free (team->mailbox);
   g_strfreev (team->agents);
   g_free (team);
+}
+
+static void
+hours_free (gpointer data)
+{
+  TmHours *hours = data;
+  tm_hours_free (&hours);
 }
 
 static GPtrArray *
@@ -142,6 +187,10 @@ queue_new_default (const char *name)
   queue->addresses[0] = g_strdup_printf ("%s@localhost", name);
   queue->tag_prefix = g_strdup ("Ticket");
   queue->language = g_strdup ("en");
+  queue->ack = TRUE;
+  queue->ack_followups = FALSE;
+  queue->ack_rate_limit_s = 60 * 60;
+  queue->first_response_s = 24 * 60 * 60;
   return queue;
 }
 
@@ -165,11 +214,26 @@ tm_config_new_default (void)
   config->synchronous_full = TRUE;
 
   config->smtp_url = g_strdup ("smtp://127.0.0.1:25");
+  config->smtp_starttls = TM_SMTP_STARTTLS_NO;
+  config->smtp_verify_peer = TRUE;
+  config->smtp_connect_timeout_s = 10;
+  config->smtp_timeout_s = 60;
+  config->smtp_retry_min_s = 60;
+  config->smtp_retry_max_s = 60 * 60;
+  config->smtp_give_up_after_s = 5 * 24 * 60 * 60;
+
+  config->template_dir = g_strdup (TEMPLATEDIR);
+
+  config->spam_header = g_strdup ("X-Spam-Flag");
+  config->spam_value = g_strdup ("yes");
+  config->no_reply_senders
+    = g_strsplit ("noreply;no-reply;donotreply;do-not-reply;bounce;bounces", ";", -1);
 
   config->fallback_charsets = g_strsplit ("UTF-8;windows-1256", ";", -1);
 
   config->queues = g_ptr_array_new_with_free_func (queue_free);
   config->teams = g_ptr_array_new_with_free_func (team_free);
+  config->hours = g_ptr_array_new_with_free_func (hours_free);
   return config;
 }
 
@@ -186,9 +250,19 @@ tm_config_free (TmConfig **config_ptr)
   g_clear_pointer (&config->trusted_networks, g_ptr_array_unref);
   g_free (config->store_path);
   g_free (config->smtp_url);
+  g_free (config->smtp_ca_file);
+  g_free (config->smtp_username);
+  g_free (config->smtp_password);
+  g_free (config->smtp_helo_name);
+  g_free (config->template_dir);
+  tm_template_set_free (&config->templates);
+  g_free (config->spam_header);
+  g_free (config->spam_value);
+  g_strfreev (config->no_reply_senders);
   g_strfreev (config->fallback_charsets);
   g_clear_pointer (&config->queues, g_ptr_array_unref);
   g_clear_pointer (&config->teams, g_ptr_array_unref);
+  g_clear_pointer (&config->hours, g_ptr_array_unref);
   g_free (config);
   *config_ptr = NULL;
 }
@@ -282,6 +356,49 @@ parse_uint (const char *value, guint base, guint64 max, guint64 *out)
   return TRUE;
 }
 
+/* "90", "90s", "15m", "4h", "2d", "1w" -> seconds; at most G_MAXUINT. */
+static gboolean
+parse_duration (const char *value, guint *out)
+{
+  char *end = NULL;
+  errno = 0;
+  if (!g_ascii_isdigit (value[0]))
+    return FALSE;
+  guint64 number = g_ascii_strtoull (value, &end, 10);
+  if (errno != 0)
+    return FALSE;
+  guint64 unit = 1;
+  switch (*end)
+    {
+    case '\0': break;
+    case 's': unit = 1; end++; break;
+    case 'm': unit = 60; end++; break;
+    case 'h': unit = 60 * 60; end++; break;
+    case 'd': unit = 24 * 60 * 60; end++; break;
+    case 'w': unit = 7 * 24 * 60 * 60; end++; break;
+    default: return FALSE;
+    }
+  if (*end != '\0' || number > G_MAXUINT / unit)
+    return FALSE;
+  *out = (guint) (number * unit);
+  return TRUE;
+}
+
+static gboolean
+parse_boolean (const char *value, gboolean *out)
+{
+  static const char *const yes[] = { "yes", "true", "on", "1", NULL };
+  static const char *const no[] = { "no", "false", "off", "0", NULL };
+  g_autofree char *lower = g_ascii_strdown (value, -1);
+  if (g_strv_contains (yes, lower))
+    *out = TRUE;
+  else if (g_strv_contains (no, lower))
+    *out = FALSE;
+  else
+    return FALSE;
+  return TRUE;
+}
+
 static gboolean
 read_fixed_key (TmConfig *config, const char *file, const char *group,
                 const KeySpec *spec, const char *value, GError **error)
@@ -368,6 +485,35 @@ read_fixed_key (TmConfig *config, const char *file, const char *group,
         *(char ***) field = list;
         return TRUE;
       }
+    case KEY_DURATION:
+      if (!parse_duration (value, (guint *) field))
+        {
+          set_value_error (error, file, group, spec->name,
+                           "\"%s\" is not a duration such as 90s, 15m, 4h or 2d", value);
+          return FALSE;
+        }
+      return TRUE;
+    case KEY_BOOLEAN:
+      if (!parse_boolean (value, (gboolean *) field))
+        {
+          set_value_error (error, file, group, spec->name, "\"%s\" is neither yes nor no", value);
+          return FALSE;
+        }
+      return TRUE;
+    case KEY_STARTTLS:
+      if (g_ascii_strcasecmp (value, "no") == 0)
+        *(TmSmtpStarttls *) field = TM_SMTP_STARTTLS_NO;
+      else if (g_ascii_strcasecmp (value, "try") == 0)
+        *(TmSmtpStarttls *) field = TM_SMTP_STARTTLS_TRY;
+      else if (g_ascii_strcasecmp (value, "require") == 0)
+        *(TmSmtpStarttls *) field = TM_SMTP_STARTTLS_REQUIRE;
+      else
+        {
+          set_value_error (error, file, group, spec->name,
+                           "\"%s\" is none of no, try and require", value);
+          return FALSE;
+        }
+      return TRUE;
     case KEY_NETWORKS:
       {
         g_auto (GStrv) list = split_list (value);
@@ -529,6 +675,55 @@ read_queue (GKeyFile *keyfile, const char *file, const char *group,
   g_autofree char *prefix = get_trimmed (keyfile, group, "tag_prefix");
   g_autofree char *team = get_trimmed (keyfile, group, "team");
   g_autofree char *language = get_trimmed (keyfile, group, "language");
+  g_autofree char *display_name = get_trimmed (keyfile, group, "display_name");
+  g_autofree char *hours = get_trimmed (keyfile, group, "hours");
+  static const struct { const char *key; gsize offset; } booleans[] = {
+    { "ack", G_STRUCT_OFFSET (TmQueue, ack) },
+    { "ack_followups", G_STRUCT_OFFSET (TmQueue, ack_followups) },
+  };
+  static const struct { const char *key; gsize offset; } durations[] = {
+    { "ack_rate_limit", G_STRUCT_OFFSET (TmQueue, ack_rate_limit_s) },
+    { "first_response", G_STRUCT_OFFSET (TmQueue, first_response_s) },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (booleans); i++)
+    {
+      g_autofree char *value = get_trimmed (keyfile, group, booleans[i].key);
+      if (value != NULL
+          && !parse_boolean (value, G_STRUCT_MEMBER_P (queue, booleans[i].offset)))
+        {
+          set_value_error (error, file, group, booleans[i].key,
+                           "\"%s\" is neither yes nor no", value);
+          goto fail;
+        }
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (durations); i++)
+    {
+      g_autofree char *value = get_trimmed (keyfile, group, durations[i].key);
+      if (value != NULL
+          && !parse_duration (value, G_STRUCT_MEMBER_P (queue, durations[i].offset)))
+        {
+          set_value_error (error, file, group, durations[i].key,
+                           "\"%s\" is not a duration such as 90s, 15m, 4h or 2d", value);
+          goto fail;
+        }
+    }
+  if (queue->first_response_s == 0)
+    {
+      set_value_error (error, file, group, "first_response", "must be more than zero");
+      goto fail;
+    }
+  if (display_name != NULL && *display_name != '\0')
+    {
+      for (const char *c = display_name; *c != '\0'; c++)
+        if ((guchar) *c < 0x20 || *c == 0x7f)
+          {
+            set_value_error (error, file, group, "display_name", "must be one line of text");
+            goto fail;
+          }
+      queue->display_name = g_steal_pointer (&display_name);
+    }
+  if (hours != NULL && *hours != '\0')
+    queue->hours_name = g_steal_pointer (&hours);
 
   if (address != NULL)
     {
@@ -626,8 +821,67 @@ check_references (TmConfig *config, const char *file, GError **error)
                            "no [team %s] group is defined", queue->team);
           return FALSE;
         }
+      if (queue->hours_name != NULL)
+        {
+          queue->hours = tm_config_hours_by_name (config, queue->hours_name);
+          if (queue->hours == NULL)
+            {
+              set_value_error (error, file, group, "hours",
+                               "no [hours %s] group is defined", queue->hours_name);
+              return FALSE;
+            }
+        }
     }
   return TRUE;
+}
+
+/* Loads the templates and checks that every queue that acknowledges has the
+ * ones it will use in its default language; other languages are optional
+ * (the language chooser only picks a language that has the template). */
+static gboolean
+load_templates (TmConfig *config, const char *file, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  config->templates = tm_template_set_load (config->template_dir, &local_error);
+  if (config->templates == NULL)
+    {
+      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_VALUE, "%s: [templates] dir: %s",
+                   file, local_error->message);
+      return FALSE;
+    }
+  for (guint i = 0; i < config->queues->len; i++)
+    {
+      const TmQueue *queue = g_ptr_array_index (config->queues, i);
+      if (!queue->ack)
+        continue;
+      const char *needed[] = { "ack", queue->hours != NULL ? "after-hours" : NULL };
+      for (guint n = 0; n < G_N_ELEMENTS (needed) && needed[n] != NULL; n++)
+        if (tm_template_set_lookup (config->templates, queue->language, needed[n]) == NULL)
+          {
+            g_autofree char *group = g_strdup_printf ("queue %s", queue->name);
+            set_value_error (error, file, group, "language",
+                             "there is no template %s/%s/%s.txt (needed to acknowledge mail;"
+                             " set ack = no to send none)",
+                             config->template_dir, queue->language, needed[n]);
+            return FALSE;
+          }
+    }
+  return TRUE;
+}
+
+/* What every loaded configuration goes through, from a file or not. */
+static gboolean
+finish_loading (TmConfig *config, const char *file, GError **error)
+{
+  if (config->queues->len == 0)
+    g_ptr_array_add (config->queues, queue_new_default ("support"));
+  for (char **sender = config->no_reply_senders; *sender != NULL; sender++)
+    {
+      char *lower = g_ascii_strdown (*sender, -1);
+      g_free (*sender);
+      *sender = lower;
+    }
+  return check_references (config, file, error) && load_templates (config, file, error);
 }
 
 /* GKeyFile's parse errors quote the line but do not number it; an admin
@@ -664,7 +918,8 @@ tm_config_load (const char *path, gboolean must_exist, GError **error)
     {
       if (!must_exist && g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
         {
-          g_ptr_array_add (config->queues, queue_new_default ("support"));
+          if (!finish_loading (config, "(built-in defaults)", error))
+            tm_config_free (&config);
           return config;
         }
       g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_READ, "%s", local_error->message);
@@ -692,7 +947,37 @@ tm_config_load (const char *path, gboolean must_exist, GError **error)
   config->source = g_strdup (path);
 
   g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
-  /* Teams first, so that a queue may name a team defined after it. */
+  /* Business hours and teams first, so that a queue may name them before
+   * they are defined. */
+  for (char **group = groups; *group != NULL; group++)
+    {
+      if (!g_str_has_prefix (*group, "hours "))
+        continue;
+      const char *name = *group + strlen ("hours ");
+      if (!name_is_valid (name) || tm_config_hours_by_name (config, name) != NULL)
+        {
+          g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_VALUE,
+                       "%s: [%s]: hours names are unique and made of letters, digits, '-', '_' and '.'",
+                       path, *group);
+          goto fail;
+        }
+      if (!check_known_keys (keyfile, path, *group, hours_keys, error))
+        goto fail;
+      g_autofree char *timezone = get_trimmed (keyfile, *group, "timezone");
+      g_autofree char *days = get_trimmed (keyfile, *group, "days");
+      g_autofree char *open = get_trimmed (keyfile, *group, "open");
+      g_autofree char *holidays = get_trimmed (keyfile, *group, "holidays");
+      g_autoptr (GError) hours_error = NULL;
+      TmHours *hours = tm_hours_new (name, timezone, days, open, holidays, &hours_error);
+      if (hours == NULL)
+        {
+          /* The message starts with the key: "days: ...". */
+          g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_VALUE, "%s: [%s] %s",
+                       path, *group, hours_error->message);
+          goto fail;
+        }
+      g_ptr_array_add (config->hours, hours);
+    }
   for (char **group = groups; *group != NULL; group++)
     {
       if (!g_str_has_prefix (*group, "team "))
@@ -733,17 +1018,16 @@ tm_config_load (const char *path, gboolean must_exist, GError **error)
             goto fail;
           g_ptr_array_add (config->queues, queue);
         }
-      else if (!g_str_has_prefix (*group, "team "))
+      else if (!g_str_has_prefix (*group, "team ") && !g_str_has_prefix (*group, "hours "))
         {
           g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_UNKNOWN,
-                       "%s: [%s]: unknown group (known: milter, store, smtp, parser, queue NAME, team NAME)",
+                       "%s: [%s]: unknown group (known: milter, store, smtp, parser, templates,"
+                       " autoreply, queue NAME, team NAME, hours NAME)",
                        path, *group);
           goto fail;
         }
     }
-  if (config->queues->len == 0)
-    g_ptr_array_add (config->queues, queue_new_default ("support"));
-  if (!check_references (config, path, error))
+  if (!finish_loading (config, path, error))
     goto fail;
   return config;
 
@@ -788,6 +1072,18 @@ tm_config_team_by_name (const TmConfig *config, const char *name)
       const TmTeam *team = g_ptr_array_index (config->teams, i);
       if (strcmp (team->name, name) == 0)
         return team;
+    }
+  return NULL;
+}
+
+const TmHours *
+tm_config_hours_by_name (const TmConfig *config, const char *name)
+{
+  for (guint i = 0; i < config->hours->len; i++)
+    {
+      const TmHours *hours = g_ptr_array_index (config->hours, i);
+      if (strcmp (tm_hours_name (hours), name) == 0)
+        return hours;
     }
   return NULL;
 }

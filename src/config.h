@@ -16,11 +16,32 @@
  *            trusted_networks [127.0.0.1/32;::1/128]
  *   [store]  path [LOCALSTATEDIR/lib/ticket-milter/tickets.db]
  *            busy_timeout [5000] (milliseconds)  synchronous [full] (full|normal)
- *   [smtp]   url [smtp://127.0.0.1:25]
+ *   [smtp]   url [smtp://127.0.0.1:25]  starttls [no] (no | try | require)
+ *            verify_peer [yes]  ca_file [system]  username [none: no AUTH]
+ *            password  helo_name [libcurl's]  connect_timeout [10s]
+ *            timeout [60s]  retry_min [1m]  retry_max [1h]  give_up_after [5d]
  *   [parser] fallback_charsets [UTF-8;windows-1256]
+ *   [templates] dir [DATADIR/ticket-milter/templates]
+ *   [autoreply] spam_header [X-Spam-Flag]  spam_value [yes] (first word,
+ *            any case)  no_reply_senders [noreply;no-reply;donotreply;
+ *            do-not-reply;bounce;bounces] (local parts, also as prefixes
+ *            followed by '-', '+', '.' or '_')
  *   [queue NAME]  address [NAME@localhost] (';'-separated list)
  *                 tag_prefix [Ticket]  team [none]  language [en]
+ *                 display_name [none]  hours [none: always open]
+ *                 ack [yes]  ack_followups [no]  ack_rate_limit [1h] (0: none)
+ *                 first_response [1d]
  *   [team NAME]   mailbox (required)  agents [none] (';'-separated)
+ *   [hours NAME]  timezone [UTC]  days [mon-fri]  open [09:00-17:00]
+ *                 holidays [none] (see hours.h)
+ * Durations are a whole number with an optional unit: s, m, h, d, w ("90s",
+ * "15m", "4h"); without a unit, seconds. Booleans are yes/no, true/false,
+ * on/off or 1/0.
+ *
+ * Templates are loaded from [templates] dir when the configuration is
+ * loaded: every queue that acknowledges must find "ack" (and, with hours,
+ * "after-hours") in its default language, so a missing or broken template
+ * stops start-up instead of a send.
  *
  * Ownership: a TmConfig owns every string and sub-structure in it; pointers
  * handed out by the lookup functions live as long as the TmConfig.
@@ -29,6 +50,10 @@
 #define TM_CONFIG_H
 
 #include <glib.h>
+
+#include "hours.h"
+#include "smtp_client.h"
+#include "template.h"
 
 #define TM_CONFIG_ERROR (tm_config_error_quark ())
 GQuark tm_config_error_quark (void);
@@ -50,6 +75,13 @@ typedef struct {
   char *tag_prefix;          /* "Ticket" gives [Ticket#1042] */
   char *team;                /* name of a [team] group, or NULL */
   char *language;            /* default template language, e.g. "en" */
+  char *display_name;        /* From: display name and {{queue.name}}, or NULL */
+  char *hours_name;          /* name of an [hours] group, or NULL */
+  const TmHours *hours;      /* that group, borrowed from the config; NULL: always open */
+  gboolean ack;              /* acknowledge new tickets */
+  gboolean ack_followups;    /* acknowledge follow-ups too */
+  guint ack_rate_limit_s;    /* at most one reply per sender per period; 0: no limit */
+  guint first_response_s;    /* the first-response target told to customers */
 } TmQueue;
 
 typedef struct {
@@ -75,14 +107,35 @@ typedef struct {
   gboolean synchronous_full;
 
   char *smtp_url;
+  TmSmtpStarttls smtp_starttls;
+  gboolean smtp_verify_peer;
+  char *smtp_ca_file;        /* NULL: the system's */
+  char *smtp_username;       /* NULL: no AUTH */
+  char *smtp_password;
+  char *smtp_helo_name;      /* NULL: libcurl's default */
+  guint smtp_connect_timeout_s;
+  guint smtp_timeout_s;
+  guint smtp_retry_min_s;    /* first retry after a temporary failure */
+  guint smtp_retry_max_s;    /* the backoff doubles up to this */
+  guint smtp_give_up_after_s; /* a mail still undelivered this long after it was
+                                 queued is marked failed */
+
+  char *template_dir;
+  TmTemplateSet *templates;  /* loaded from template_dir by tm_config_load */
+
+  char *spam_header;         /* header that marks spam, e.g. X-Spam-Flag */
+  char *spam_value;          /* its first word when it does, e.g. "yes" */
+  char **no_reply_senders;   /* lower-cased local parts, NULL-terminated */
 
   char **fallback_charsets;  /* NULL-terminated, for raw 8-bit and unknown text */
 
   GPtrArray *queues;         /* of TmQueue*, in file order */
   GPtrArray *teams;          /* of TmTeam*, in file order */
+  GPtrArray *hours;          /* of TmHours*, in file order */
 } TmConfig;
 
-/* The built-in defaults; never fails. */
+/* The built-in defaults without any queue and without templates; never
+ * fails. For tests that fill in a configuration by hand. */
 TmConfig *tm_config_new_default (void) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Reads PATH. With must_exist FALSE a missing file gives the defaults (the
@@ -102,6 +155,7 @@ const TmQueue *tm_config_queue_for_address (const TmConfig *config,
                                             const char *address);
 const TmQueue *tm_config_queue_by_name (const TmConfig *config, const char *name);
 const TmTeam *tm_config_team_by_name (const TmConfig *config, const char *name);
+const TmHours *tm_config_hours_by_name (const TmConfig *config, const char *name);
 
 /* TRUE when ADDRESS (any case) is an agent of any team. */
 gboolean tm_config_is_agent (const TmConfig *config, const char *address);

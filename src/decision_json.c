@@ -62,6 +62,8 @@ tm_decision_to_json (const TmDecision *decision)
       add_string_or_null (builder, "team", decision->team);
       add_string_array (builder, "tags", decision->tags, g_strv_length (decision->tags));
       add_string_or_null (builder, "language", decision->language);
+      if (decision->language_source != NULL)
+        add_string_or_null (builder, "language_source", decision->language_source);
       json_builder_end_object (builder);
     }
   else
@@ -81,6 +83,12 @@ tm_decision_to_json (const TmDecision *decision)
   add_string_or_null (builder, "template", decision->autoreply_template);
   add_string_or_null (builder, "language", decision->autoreply_language);
   add_string_or_null (builder, "reason", decision->autoreply_reason);
+  if (decision->autoreply_send)
+    {
+      add_string_or_null (builder, "to", decision->customer_address);
+      if (decision->autoreply_message_id != NULL)
+        add_string_or_null (builder, "message_id", decision->autoreply_message_id);
+    }
   json_builder_end_object (builder);
 
   json_builder_set_member_name (builder, "recipients");

@@ -66,7 +66,9 @@
 #include "config.h"
 #include "log.h"
 #include "message.h"
+#include "outbox.h"
 #include "pipeline.h"
+#include "smtp_client.h"
 #include "store.h"
 
 #define PROGRAM_NAME "ticket-milter"
@@ -78,6 +80,8 @@
 /* Set once in main() before smfi_main(); read-only afterwards. */
 static TmConfig *milter_config;
 static TmStore *milter_store;
+static TmOutbox *milter_outbox;      /* NULL when the store is :memory: */
+static gint64 milter_fixed_now;      /* -T: the clock decisions use; 0: the real one */
 
 /* ---- contexts ------------------------------------------------------------ */
 
@@ -580,8 +584,9 @@ milter_eom (SMFICTX *ctx)
   };
 
   g_autoptr (GError) error = NULL;
+  gint64 now = milter_fixed_now != 0 ? milter_fixed_now : (gint64) time (NULL);
   TmDecision *decision = tm_pipeline_run (milter_config, milter_store, parsed, &envelope,
-                                          (gint64) time (NULL), TRUE, &error);
+                                          now, TRUE, &error);
   tm_message_free (&parsed);
   sfsistat answer = SMFIS_CONTINUE;
   if (decision == NULL)
@@ -591,6 +596,11 @@ milter_eom (SMFICTX *ctx)
       message_context_free (&conn->conn_message);
       return answer;
     }
+
+  /* Committed: the worker may deliver the acknowledgement at once, while
+   * the MTA is still busy with the mail. */
+  if (decision->autoreply_message_id != NULL)
+    tm_outbox_wake (milter_outbox);
 
   if (decision->classification.klass != TM_CLASS_NOT_SUPPORT)
     {
@@ -860,7 +870,7 @@ open_store (const TmConfig *config)
 static void
 print_usage (FILE *stream)
 {
-  fprintf (stream, "usage: " PROGRAM_NAME " [-c FILE] [-f] [-p SOCKET] [-V] [-h]\n");
+  fprintf (stream, "usage: " PROGRAM_NAME " [-c FILE] [-f] [-p SOCKET] [-T TIME] [-V] [-h]\n");
 }
 
 static void
@@ -872,6 +882,8 @@ print_help (void)
           "  -f         stay in the foreground and log to stderr as well as syslog\n"
           "  -p SOCKET  listen on SOCKET (unix:/path or inet:port@host), overriding\n"
           "             [milter] socket\n"
+          "  -T TIME    decide as if it were TIME (ISO 8601, e.g. 2026-11-26T20:00:00+03:00):\n"
+          "             for testing business hours; outbox retries keep the real clock\n"
           "  -V         print the version and exit\n"
           "  -h         print this help and exit\n"
           "\nSee ticket-milter(8) and ticket-milter.conf(5).\n",
@@ -895,13 +907,22 @@ main (int argc, char **argv)
   int option;
 
   opterr = 0;
-  while ((option = getopt (argc, argv, ":c:fp:Vh")) != -1)
+  while ((option = getopt (argc, argv, ":c:fp:T:Vh")) != -1)
     {
       switch (option)
         {
         case 'c': config_path = optarg; break;
         case 'f': foreground = TRUE; break;
         case 'p': socket_override = optarg; break;
+        case 'T':
+          {
+            g_autoptr (GDateTime) fixed = g_date_time_new_from_iso8601 (optarg, NULL);
+            if (fixed == NULL)
+              usage_error ("needs an ISO 8601 time with a zone, e.g. 2026-11-26T20:00:00+03:00",
+                           option);
+            milter_fixed_now = g_date_time_to_unix (fixed);
+            break;
+          }
         case 'V':
           {
             unsigned int major = 0, minor = 0, patch = 0;
@@ -975,8 +996,17 @@ main (int argc, char **argv)
     tm_log (LOG_WARNING, "running as root: set [milter] user to drop privileges");
 
   tm_message_library_init ();
+  tm_smtp_global_init ();
   milter_config = config;
   milter_store = open_store (config);
+  if (strcmp (config->store_path, ":memory:") != 0)
+    {
+      milter_outbox = tm_outbox_start (config, &error);
+      if (milter_outbox == NULL)
+        startup_fail (EX_CANTCREAT, "outbox: %s", error->message);
+    }
+  else
+    tm_log (LOG_WARNING, "the store is in memory: acknowledgements are queued but never sent");
 
   if (smfi_register (milter_description) != MI_SUCCESS)
     startup_fail (EX_SOFTWARE, "libmilter refused to register the filter");
@@ -1002,6 +1032,7 @@ main (int argc, char **argv)
 
   int milter_status = smfi_main ();
 
+  tm_outbox_stop (&milter_outbox);
   tm_store_close (&milter_store);
   if (config->pid_file != NULL && unlink (config->pid_file) != 0 && errno != ENOENT)
     tm_log (LOG_WARNING, "cannot remove the pid file %s: %s", config->pid_file,

@@ -10,7 +10,9 @@
  * updated_at and status), the message with its attachments and Message-ID,
  * and events: "created" for a new ticket, then one of "customer-message",
  * "agent-reply" or "automated-message", and "message-truncated" when the
- * milter kept only the first part of a large mail.
+ * milter kept only the first part of a large mail; and, when the mail is to
+ * be acknowledged, the acknowledgement in the outbox (autoreply.c), so that
+ * the ticket and its acknowledgement are committed together or not at all.
  *
  * Nothing here talks to the network or to libmilter.
  */
@@ -19,6 +21,8 @@
 #include <gmime/gmime.h>
 #include <string.h>
 
+#include "autoreply.h"
+#include "language.h"
 #include "subject_tag.h"
 
 static void
@@ -53,10 +57,13 @@ tm_decision_free (TmDecision **decision_ptr)
   g_free (decision->priority);
   g_free (decision->team);
   g_free (decision->language);
+  g_free (decision->customer_address);
+  g_free (decision->customer_name);
   g_strfreev (decision->tags);
   g_free (decision->autoreply_template);
   g_free (decision->autoreply_language);
   g_free (decision->autoreply_reason);
+  g_free (decision->autoreply_message_id);
   g_ptr_array_unref (decision->recipients_add);
   g_ptr_array_unref (decision->recipients_remove);
   g_ptr_array_unref (decision->headers);
@@ -140,30 +147,6 @@ idempotency_key (const TmMessage *message)
   return g_strconcat ("sha256:", message->content_hash, NULL);
 }
 
-static char *
-autoreply_reason (const TmDecision *decision)
-{
-  switch (decision->classification.klass)
-    {
-    case TM_CLASS_AUTOMATED:
-      return g_strdup_printf ("automated mail (%s) is never answered",
-                              decision->classification.reason);
-    case TM_CLASS_LOOP:
-      return g_strdup ("our own mail came back: never answered");
-    case TM_CLASS_AGENT:
-      return g_strdup ("agent mail is not acknowledged");
-    case TM_CLASS_NOT_SUPPORT:
-      return g_strdup ("not addressed to a queue");
-    case TM_CLASS_CUSTOMER:
-      break;
-    }
-  if (decision->duplicate)
-    return g_strdup ("this mail was already received: no second acknowledgement");
-  if (!decision->ticket_new)
-    return g_strdup ("follow-up on an existing ticket");
-  return g_strdup ("acknowledgements are not available in this version");
-}
-
 /* Records the mail on the ticket (new or existing) inside the transaction. */
 static gboolean
 record_message (TmStore *store, const TmDecision *decision, const TmMessage *message,
@@ -217,10 +200,15 @@ record_message (TmStore *store, const TmDecision *decision, const TmMessage *mes
 }
 
 static gboolean
-open_ticket (TmStore *store, TmDecision *decision, const TmMessage *message,
-             const char *sender, gint64 now, GError **error)
+open_ticket (const TmConfig *config, TmStore *store, TmDecision *decision,
+             const TmMessage *message, const char *sender, gint64 now, GError **error)
 {
   const TmQueue *queue = decision->classification.queue;
+  TmLanguageSource source;
+  const char *const *available = tm_template_set_languages (config->templates, "ack");
+  g_autofree char *language = tm_language_choose (NULL, message->content_language,
+                                                  message->subject, message->body_text,
+                                                  available, queue->language, &source);
   TmTicket ticket = {
     .queue = queue->name,
     .customer_address = message->from_address != NULL ? message->from_address : (char *) sender,
@@ -229,7 +217,7 @@ open_ticket (TmStore *store, TmDecision *decision, const TmMessage *message,
     .status = (char *) "new",
     .priority = (char *) "normal",
     .team = queue->team,
-    .language = queue->language,
+    .language = language,
     .tags = decision->tags,
     .created_at = now,
     .updated_at = now,
@@ -241,8 +229,13 @@ open_ticket (TmStore *store, TmDecision *decision, const TmMessage *message,
   decision->status = g_strdup ("new");
   decision->priority = g_strdup ("normal");
   decision->team = g_strdup (queue->team);
-  decision->language = g_strdup (queue->language);
-  return tm_store_add_event (store, ticket.id, 0, "created", now, NULL, error);
+  decision->language = g_steal_pointer (&language);
+  decision->language_source = tm_language_source_name (source);
+  decision->customer_address = g_strdup (ticket.customer_address);
+  decision->customer_name = g_strdup (ticket.customer_name);
+  g_autofree char *detail = g_strdup_printf ("language %s (%s)", decision->language,
+                                             decision->language_source);
+  return tm_store_add_event (store, ticket.id, 0, "created", now, detail, error);
 }
 
 /* Fills the decision from an existing ticket; with update, records that a
@@ -274,15 +267,93 @@ join_ticket (TmStore *store, TmDecision *decision, gint64 ticket_id, gboolean up
   decision->priority = g_strdup (ticket->priority);
   decision->team = g_strdup (ticket->team);
   decision->language = g_strdup (ticket->language);
+  decision->customer_address = g_strdup (ticket->customer_address);
+  decision->customer_name = g_strdup (ticket->customer_name);
   g_strfreev (decision->tags);
   decision->tags = g_strdupv (ticket->tags);
   return TRUE;
 }
 
+/* Why this mail gets no automatic reply, before looking at the store, or
+ * NULL when it may get one (autoreply.h gives the order). Static string or
+ * the classification's reason. */
+static const char *
+autoreply_refused_by_class (const TmDecision *decision)
+{
+  switch (decision->classification.klass)
+    {
+    case TM_CLASS_AUTOMATED: return decision->classification.reason;
+    case TM_CLASS_LOOP: return "loop";
+    case TM_CLASS_AGENT: return "agent";
+    case TM_CLASS_NOT_SUPPORT: return "not-support";
+    case TM_CLASS_CUSTOMER: return NULL;
+    }
+  g_assert_not_reached ();
+}
+
+/* Decides on the acknowledgement and, when it is to be sent, queues it. */
+static gboolean
+decide_autoreply (const TmConfig *config, TmStore *store, TmDecision *decision,
+                  const TmMessage *message, const TmEnvelope *envelope, const char *sender,
+                  gint64 now, GError **error)
+{
+  const TmQueue *queue = decision->classification.queue;
+  const char *refusal = autoreply_refused_by_class (decision);
+  if (refusal == NULL && decision->duplicate)
+    refusal = "duplicate";
+  if (refusal == NULL && !decision->ticket_new && !queue->ack_followups)
+    refusal = "follow-up";
+  if (refusal == NULL && !queue->ack)
+    refusal = "disabled";
+  if (refusal == NULL)
+    refusal = tm_autoreply_forbidden_by (config, message, sender, decision->customer_address);
+  if (refusal == NULL && queue->ack_rate_limit_s > 0)
+    {
+      gint64 last = 0;
+      if (!tm_store_outbox_last_to (store, queue->name, decision->customer_address, &last, error))
+        return FALSE;
+      if (last != 0 && now - last < (gint64) queue->ack_rate_limit_s)
+        refusal = "rate-limit";
+    }
+
+  gboolean closed = queue->hours != NULL && !tm_hours_is_open (queue->hours, now);
+  const char *template_name = closed ? "after-hours" : "ack";
+  /* The ticket's language when it has that template, else the queue's. */
+  const char *language = decision->language;
+  if (language == NULL
+      || tm_template_set_lookup (config->templates, language, template_name) == NULL)
+    language = queue->language;
+  decision->autoreply_template = g_strdup (template_name);
+  decision->autoreply_language = g_strdup (language);
+  if (refusal != NULL)
+    {
+      decision->autoreply_reason = g_strdup (refusal);
+      return TRUE;
+    }
+
+  TmAutoreplyRequest request = {
+    .queue = queue,
+    .ticket_id = decision->ticket_id,
+    .customer_address = decision->customer_address,
+    .customer_name = decision->customer_name,
+    .template_name = template_name,
+    .language = language,
+    .origin_queue_id = envelope->mta_queue_id,
+  };
+  if (!tm_autoreply_queue (config, store, &request, message, now,
+                           &decision->autoreply_message_id, error))
+    return FALSE;
+  decision->autoreply_send = TRUE;
+  decision->autoreply_reason = g_strdup (closed ? "after-hours"
+                                         : decision->ticket_new ? "new-ticket" : "follow-up");
+  return TRUE;
+}
+
 /* Everything that happens inside the transaction. */
 static gboolean
-decide_in_store (TmStore *store, TmDecision *decision, const TmMessage *message,
-                 const TmEnvelope *envelope, gint64 now, GError **error)
+decide_in_store (const TmConfig *config, TmStore *store, TmDecision *decision,
+                 const TmMessage *message, const TmEnvelope *envelope, gint64 now,
+                 GError **error)
 {
   /* The envelope sender as stored: lower-case, no brackets, "" for <>. */
   g_autofree char *sender = tm_address_normalize (envelope->sender != NULL ? envelope->sender : "");
@@ -300,7 +371,8 @@ decide_in_store (TmStore *store, TmDecision *decision, const TmMessage *message,
     {
       /* An MTA's retry of a mail we already hold: same answer, no writes. */
       decision->duplicate = TRUE;
-      return join_ticket (store, decision, stored_ticket, FALSE, now, error);
+      return join_ticket (store, decision, stored_ticket, FALSE, now, error)
+        && decide_autoreply (config, store, decision, message, envelope, sender, now, error);
     }
 
   if (threaded_ticket != 0)
@@ -308,11 +380,12 @@ decide_in_store (TmStore *store, TmDecision *decision, const TmMessage *message,
       if (!join_ticket (store, decision, threaded_ticket, TRUE, now, error))
         return FALSE;
     }
-  else if (!open_ticket (store, decision, message, sender, now, error))
+  else if (!open_ticket (config, store, decision, message, sender, now, error))
     return FALSE;
 
   return record_message (store, decision, message, envelope, sender, key, now,
-                         &decision->message_row, error);
+                         &decision->message_row, error)
+    && decide_autoreply (config, store, decision, message, envelope, sender, now, error);
 }
 
 TmDecision *
@@ -332,7 +405,7 @@ tm_pipeline_run (const TmConfig *config, TmStore *store, const TmMessage *messag
           tm_decision_free (&decision);
           return NULL;
         }
-      if (!decide_in_store (store, decision, message, envelope, now, error))
+      if (!decide_in_store (config, store, decision, message, envelope, now, error))
         {
           tm_store_rollback (store);
           tm_decision_free (&decision);
@@ -359,11 +432,15 @@ tm_pipeline_run (const TmConfig *config, TmStore *store, const TmMessage *messag
         }
     }
 
-  decision->autoreply_send = FALSE;
-  decision->autoreply_template = g_strdup ("ack");
-  decision->autoreply_language = g_strdup (decision->language != NULL ? decision->language
-                                           : queue != NULL ? queue->language : "en");
-  decision->autoreply_reason = autoreply_reason (decision);
+  if (decision->autoreply_reason == NULL)
+    {
+      /* No store work was done: not for a queue, or a loop. */
+      decision->autoreply_template = g_strdup ("ack");
+      decision->autoreply_language = g_strdup (queue != NULL ? queue->language : "en");
+      decision->autoreply_reason = g_strdup (autoreply_refused_by_class (decision));
+    }
+  if (!commit)
+    g_clear_pointer (&decision->autoreply_message_id, g_free);
   return decision;
 }
 
@@ -386,5 +463,13 @@ tm_decision_summary (const TmDecision *decision)
     g_string_append_printf (line, " ignored_tag=%" G_GINT64_FORMAT, decision->ignored_tag);
   if (decision->subject != NULL)
     g_string_append (line, " subject=tagged");
+  if (decision->language_source != NULL)
+    g_string_append_printf (line, " language=%s/%s", decision->language,
+                            decision->language_source);
+  g_string_append_printf (line, " ack=%s:%s", decision->autoreply_send ? "queued" : "no",
+                          decision->autoreply_reason);
+  if (decision->autoreply_send)
+    g_string_append_printf (line, "/%s/%s", decision->autoreply_template,
+                            decision->autoreply_language);
   return g_string_free (line, FALSE);
 }

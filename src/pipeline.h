@@ -1,6 +1,7 @@
 /* pipeline.h - from a parsed mail to a decision, in one store transaction.
  *
- * parse (caller) -> classify -> queue -> thread -> decide -> store.
+ * parse (caller) -> classify -> queue -> thread -> language -> decide ->
+ * acknowledgement (autoreply.h) -> store.
  * The pipeline knows nothing of libmilter: the daemon and `ticketctl
  * simulate` run this very code. Its only inputs are the configuration, the
  * store's state, the message, the envelope and the time; with commit FALSE
@@ -42,6 +43,9 @@ typedef struct {
   char *priority;
   char *team;                /* may be NULL */
   char *language;
+  const char *language_source; /* for a new ticket: tm_language_source_name(); else NULL */
+  char *customer_address;    /* the ticket's customer */
+  char *customer_name;       /* may be NULL */
   char **tags;               /* NULL-terminated, never NULL */
   TmThreadedBy threaded_by;
   gint64 ignored_tag;        /* a subject tag that named no ticket of this queue */
@@ -49,7 +53,9 @@ typedef struct {
   gboolean autoreply_send;
   char *autoreply_template;  /* may be NULL */
   char *autoreply_language;
-  char *autoreply_reason;
+  char *autoreply_reason;    /* short: "new-ticket", "after-hours", "follow-up",
+                                "rate-limit", "spam", ... (autoreply.h) */
+  char *autoreply_message_id; /* of the queued acknowledgement, or NULL */
 
   GPtrArray *recipients_add;    /* of char* */
   GPtrArray *recipients_remove; /* of char* */

@@ -142,6 +142,31 @@ static const Migration migrations[] = {
     "CREATE INDEX messages_by_ticket ON messages (ticket_id, received_at);"
     "CREATE INDEX attachments_by_message ON attachments (message_row);"
     "CREATE INDEX events_by_ticket ON events (ticket_id, at);" },
+  { 2,
+    /* Mail the desk sends, written in the same transaction as the ticket
+     * that caused it, delivered later by the outbox worker. `data` is the
+     * whole message, ready for SMTP DATA. */
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  ticket_id INTEGER NOT NULL REFERENCES tickets (id),"
+    "  queue TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"                     /* template: ack, after-hours */
+    "  sender TEXT NOT NULL,"                   /* envelope sender, '' for <> */
+    "  recipient TEXT NOT NULL,"                /* lower-cased envelope recipient */
+    "  message_id TEXT NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"            /* the pipeline's clock */
+    "  queued_us INTEGER NOT NULL,"             /* wall clock, microseconds */
+    "  next_attempt_at INTEGER NOT NULL,"       /* wall clock, seconds */
+    "  done_at INTEGER,"
+    "  origin_queue_id TEXT,"                   /* the MTA queue id of the cause */
+    "  last_result TEXT"
+    ");"
+    "CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';"
+    /* The per-sender rate limit: the latest reply to one address from one queue. */
+    "CREATE INDEX outbox_by_recipient ON outbox (queue, recipient, created_at);" },
 };
 
 int
@@ -175,8 +200,21 @@ typedef enum {
   STMT_LIST_BY_QUEUE_STATUS,
   STMT_TICKET_MESSAGES,
   STMT_MESSAGE_ATTACHMENTS,
+  STMT_OUTBOX_INSERT,
+  STMT_OUTBOX_LAST_TO,
+  STMT_OUTBOX_NEXT_DUE,
+  STMT_OUTBOX_EARLIEST,
+  STMT_OUTBOX_SENT,
+  STMT_OUTBOX_RETRY,
+  STMT_OUTBOX_FAILED,
+  STMT_OUTBOX_LIST,
+  STMT_OUTBOX_LIST_BY_STATUS,
   N_STATEMENTS
 } StatementId;
+
+#define OUTBOX_COLUMNS \
+  "id, ticket_id, queue, kind, sender, recipient, message_id, data, status, " \
+  "attempts, created_at, queued_us, next_attempt_at, done_at, origin_queue_id, last_result"
 
 #define TICKET_COLUMNS \
   "id, queue, customer_address, customer_name, subject, status, priority, " \
@@ -241,6 +279,31 @@ static const char *const statement_sql[N_STATEMENTS] = {
   [STMT_MESSAGE_ATTACHMENTS] =
     "SELECT filename, content_type, size FROM attachments"
     " WHERE message_row = ?1 ORDER BY id",
+  [STMT_OUTBOX_INSERT] =
+    "INSERT INTO outbox (ticket_id, queue, kind, sender, recipient, message_id, data,"
+    " status, attempts, created_at, queued_us, next_attempt_at, origin_queue_id)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?9, ?10, ?11)",
+  [STMT_OUTBOX_LAST_TO] =
+    "SELECT max (created_at) FROM outbox WHERE queue = ?1 AND recipient = ?2",
+  [STMT_OUTBOX_NEXT_DUE] =
+    "SELECT " OUTBOX_COLUMNS " FROM outbox"
+    " WHERE status = 'pending' AND next_attempt_at <= ?1"
+    " ORDER BY next_attempt_at, id LIMIT 1",
+  [STMT_OUTBOX_EARLIEST] =
+    "SELECT min (next_attempt_at) FROM outbox WHERE status = 'pending'",
+  [STMT_OUTBOX_SENT] =
+    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, done_at = ?2,"
+    " last_result = ?3 WHERE id = ?1 AND status = 'pending'",
+  [STMT_OUTBOX_RETRY] =
+    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2,"
+    " last_result = ?3 WHERE id = ?1 AND status = 'pending'",
+  [STMT_OUTBOX_FAILED] =
+    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, done_at = ?2,"
+    " last_result = ?3 WHERE id = ?1 AND status = 'pending'",
+  [STMT_OUTBOX_LIST] =
+    "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2",
+  [STMT_OUTBOX_LIST_BY_STATUS] =
+    "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE status = ?1 ORDER BY id DESC LIMIT ?2",
 };
 
 struct TmStore {
@@ -915,9 +978,11 @@ tm_store_add_message (TmStore *store, TmStoredMessage *message, GError **error)
         return FALSE;
     }
 
+  /* A reply to our own acknowledgement threads by its Message-ID too. */
+  const char *origin = g_strcmp0 (message->direction, "autoreply") == 0 ? "generated" : "inbound";
   if (message->message_id != NULL
       && !insert_message_id (store, message->queue, message->message_id, message->ticket_id,
-                             "inbound", error))
+                             origin, error))
     return FALSE;
   message->id = row;
   return TRUE;
@@ -1033,4 +1098,182 @@ tm_store_ticket_messages (TmStore *store, gint64 ticket_id, GError **error)
   release (stmt);
   read_end (store, own_transaction);
   return ok ? g_steal_pointer (&messages) : NULL;
+}
+
+/* ---- outbox ----------------------------------------------------------- */
+
+void
+tm_outbox_mail_free (TmOutboxMail *mail)
+{
+  if (mail == NULL)
+    return;
+  g_free (mail->queue);
+  g_free (mail->kind);
+  g_free (mail->sender);
+  g_free (mail->recipient);
+  g_free (mail->message_id);
+  g_free (mail->data);
+  g_free (mail->status);
+  g_free (mail->origin_queue_id);
+  g_free (mail->last_result);
+  g_free (mail);
+}
+
+gboolean
+tm_store_outbox_add (TmStore *store, TmOutboxMail *mail, GError **error)
+{
+  g_return_val_if_fail (store != NULL && mail != NULL && mail->data != NULL, FALSE);
+  sqlite3_stmt *stmt = statement (store, STMT_OUTBOX_INSERT);
+  bind_int64 (stmt, 1, mail->ticket_id);
+  bind_text (stmt, 2, mail->queue);
+  bind_text (stmt, 3, mail->kind);
+  bind_text (stmt, 4, mail->sender != NULL ? mail->sender : "");
+  bind_text (stmt, 5, mail->recipient);
+  bind_text (stmt, 6, mail->message_id);
+  sqlite3_bind_blob64 (stmt, 7, mail->data, (sqlite3_uint64) mail->length, SQLITE_STATIC);
+  bind_int64 (stmt, 8, mail->created_at);
+  bind_int64 (stmt, 9, mail->queued_us);
+  bind_int64 (stmt, 10, mail->next_attempt_at);
+  bind_text (stmt, 11, mail->origin_queue_id);
+  if (!run (store, stmt, "add to outbox", error))
+    return FALSE;
+  mail->id = sqlite3_last_insert_rowid (store->db);
+  return TRUE;
+}
+
+gboolean
+tm_store_outbox_last_to (TmStore *store, const char *queue, const char *recipient,
+                         gint64 *created_at, GError **error)
+{
+  g_return_val_if_fail (store != NULL && queue != NULL && recipient != NULL
+                        && created_at != NULL, FALSE);
+  sqlite3_stmt *stmt = statement (store, STMT_OUTBOX_LAST_TO);
+  bind_text (stmt, 1, queue);
+  bind_text (stmt, 2, recipient);
+  return query_int64 (store, stmt, "find the last reply to a sender", created_at, error);
+}
+
+static TmOutboxMail *
+outbox_mail_from_row (sqlite3_stmt *stmt)
+{
+  TmOutboxMail *mail = g_new0 (TmOutboxMail, 1);
+  mail->id = sqlite3_column_int64 (stmt, 0);
+  mail->ticket_id = sqlite3_column_int64 (stmt, 1);
+  mail->queue = column_string (stmt, 2);
+  mail->kind = column_string (stmt, 3);
+  mail->sender = column_string (stmt, 4);
+  mail->recipient = column_string (stmt, 5);
+  mail->message_id = column_string (stmt, 6);
+  const void *blob = sqlite3_column_blob (stmt, 7);
+  mail->length = (gsize) sqlite3_column_bytes (stmt, 7);
+  /* NUL-terminated as well, for callers that treat it as text. */
+  mail->data = g_malloc (mail->length + 1);
+  if (mail->length > 0)
+    memcpy (mail->data, blob, mail->length);
+  mail->data[mail->length] = '\0';
+  mail->status = column_string (stmt, 8);
+  mail->attempts = sqlite3_column_int (stmt, 9);
+  mail->created_at = sqlite3_column_int64 (stmt, 10);
+  mail->queued_us = sqlite3_column_int64 (stmt, 11);
+  mail->next_attempt_at = sqlite3_column_int64 (stmt, 12);
+  mail->done_at = sqlite3_column_int64 (stmt, 13);
+  mail->origin_queue_id = column_string (stmt, 14);
+  mail->last_result = column_string (stmt, 15);
+  return mail;
+}
+
+gboolean
+tm_store_outbox_next_due (TmStore *store, gint64 now, TmOutboxMail **mail,
+                          gint64 *earliest, GError **error)
+{
+  g_return_val_if_fail (store != NULL && mail != NULL && earliest != NULL, FALSE);
+  *mail = NULL;
+  *earliest = 0;
+  gboolean own_transaction;
+  if (!read_begin (store, &own_transaction, error))
+    return FALSE;
+  sqlite3_stmt *stmt = statement (store, STMT_OUTBOX_NEXT_DUE);
+  bind_int64 (stmt, 1, now);
+  gboolean ok = TRUE;
+  int rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    *mail = outbox_mail_from_row (stmt);
+  else if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store, rc, "read the outbox", error);
+      ok = FALSE;
+    }
+  release (stmt);
+  if (ok && *mail == NULL)
+    ok = query_int64 (store, statement (store, STMT_OUTBOX_EARLIEST), "read the outbox",
+                      earliest, error);
+  read_end (store, own_transaction);
+  return ok;
+}
+
+static gboolean
+outbox_update (TmStore *store, StatementId id, gint64 mail_id, gint64 when,
+               const char *result, GError **error)
+{
+  sqlite3_stmt *stmt = statement (store, id);
+  bind_int64 (stmt, 1, mail_id);
+  bind_int64 (stmt, 2, when);
+  bind_text (stmt, 3, result);
+  if (!run (store, stmt, "update the outbox", error))
+    return FALSE;
+  if (sqlite3_changes (store->db) == 0)
+    {
+      g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED,
+                   "update the outbox: mail %" G_GINT64_FORMAT " is not pending", mail_id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+tm_store_outbox_mark_sent (TmStore *store, gint64 mail_id, gint64 at, const char *result,
+                           GError **error)
+{
+  g_return_val_if_fail (store != NULL, FALSE);
+  return outbox_update (store, STMT_OUTBOX_SENT, mail_id, at, result, error);
+}
+
+gboolean
+tm_store_outbox_mark_retry (TmStore *store, gint64 mail_id, gint64 next_attempt_at,
+                            const char *result, GError **error)
+{
+  g_return_val_if_fail (store != NULL, FALSE);
+  return outbox_update (store, STMT_OUTBOX_RETRY, mail_id, next_attempt_at, result, error);
+}
+
+gboolean
+tm_store_outbox_mark_failed (TmStore *store, gint64 mail_id, gint64 at, const char *result,
+                             GError **error)
+{
+  g_return_val_if_fail (store != NULL, FALSE);
+  return outbox_update (store, STMT_OUTBOX_FAILED, mail_id, at, result, error);
+}
+
+GPtrArray *
+tm_store_outbox_list (TmStore *store, const char *status, guint limit, GError **error)
+{
+  g_return_val_if_fail (store != NULL, NULL);
+  gboolean own_transaction;
+  if (!read_begin (store, &own_transaction, error))
+    return NULL;
+  sqlite3_stmt *stmt = statement (store, status != NULL ? STMT_OUTBOX_LIST_BY_STATUS
+                                                        : STMT_OUTBOX_LIST);
+  bind_text (stmt, 1, status);
+  bind_int64 (stmt, 2, limit == 0 ? -1 : (gint64) limit);
+  g_autoptr (GPtrArray) mails
+    = g_ptr_array_new_with_free_func ((GDestroyNotify) tm_outbox_mail_free);
+  int rc;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (mails, outbox_mail_from_row (stmt));
+  gboolean ok = rc == SQLITE_DONE;
+  if (!ok)
+    set_sqlite_error (store, rc, "list the outbox", error);
+  release (stmt);
+  read_end (store, own_transaction);
+  return ok ? g_steal_pointer (&mails) : NULL;
 }

@@ -19,7 +19,10 @@
  * Tables: tickets, ticket_tags, messages (UNIQUE (queue, message_key): the
  * idempotency key, the Message-ID or else the content hash), attachments,
  * message_ids (every Message-ID that threads into a ticket: inbound mail and
- * mail the desk generated), events (timestamped facts for response times).
+ * mail the desk generated), events (timestamped facts for response times),
+ * outbox (mail the desk sends: written with the ticket, delivered later by
+ * the outbox worker; its rows are never deleted, so they are also the record
+ * behind the per-sender acknowledgement limit).
  * Times are Unix seconds (UTC).
  *
  * Errors: every function that can fail returns FALSE (or 0/NULL) and sets
@@ -144,6 +147,53 @@ GPtrArray *tm_store_list_tickets (TmStore *store, const char *status,
  * TmStoredMessage* that frees them, or NULL with *error. */
 GPtrArray *tm_store_ticket_messages (TmStore *store, gint64 ticket_id,
                                      GError **error);
+
+/* ---- outbox ---- */
+
+typedef struct {
+  gint64 id;                 /* set by tm_store_outbox_add */
+  gint64 ticket_id;
+  char *queue;
+  char *kind;                /* the template: "ack", "after-hours" */
+  char *sender;              /* envelope sender; "" is the null sender */
+  char *recipient;           /* envelope recipient, lower-cased */
+  char *message_id;          /* of the mail, without <> */
+  char *data;                /* the whole mail, CRLF; NUL-terminated when read */
+  gsize length;
+  char *status;              /* pending sent failed (read only) */
+  int attempts;              /* (read only) */
+  gint64 created_at;         /* the pipeline's clock: what the rate limit counts */
+  gint64 queued_us;          /* wall clock when queued, microseconds */
+  gint64 next_attempt_at;    /* wall clock, seconds; 0: at once */
+  gint64 done_at;            /* sent or failed at (read only), 0 while pending */
+  char *origin_queue_id;     /* MTA queue id of the mail that caused it, or NULL */
+  char *last_result;         /* the server's last reply or the failure (read only) */
+} TmOutboxMail;
+
+/* Inside a transaction: queues MAIL (status pending); sets mail->id. */
+gboolean tm_store_outbox_add (TmStore *store, TmOutboxMail *mail, GError **error);
+/* The created_at of the latest mail QUEUE sent or queued to RECIPIENT (any
+ * status, any ticket), or 0. */
+gboolean tm_store_outbox_last_to (TmStore *store, const char *queue, const char *recipient,
+                                  gint64 *created_at, GError **error);
+/* The pending mail due first with next_attempt_at <= NOW, or *mail NULL and
+ * *earliest the next_attempt_at of the earliest pending mail (0: none). */
+gboolean tm_store_outbox_next_due (TmStore *store, gint64 now, TmOutboxMail **mail,
+                                   gint64 *earliest, GError **error);
+/* Inside a transaction: the outcome of one delivery attempt (attempts + 1).
+ * Each fails when the mail is no longer pending. */
+gboolean tm_store_outbox_mark_sent (TmStore *store, gint64 mail_id, gint64 at,
+                                    const char *result, GError **error);
+gboolean tm_store_outbox_mark_retry (TmStore *store, gint64 mail_id, gint64 next_attempt_at,
+                                     const char *result, GError **error);
+gboolean tm_store_outbox_mark_failed (TmStore *store, gint64 mail_id, gint64 at,
+                                      const char *result, GError **error);
+/* Newest first; STATUS NULL for all; LIMIT 0 for no limit. GPtrArray of
+ * TmOutboxMail* that frees them, or NULL with *error. */
+GPtrArray *tm_store_outbox_list (TmStore *store, const char *status, guint limit,
+                                 GError **error);
+void tm_outbox_mail_free (TmOutboxMail *mail);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TmOutboxMail, tm_outbox_mail_free)
 
 void tm_ticket_free (TmTicket *ticket);
 void tm_stored_message_free (TmStoredMessage *message);

@@ -11,6 +11,8 @@ conf=$work/ticket-milter.conf
 cat > "$conf" <<EOC
 [store]
 path = $work/state/tickets.db
+[templates]
+dir = $top_srcdir/templates
 [queue support]
 address = support@example.test
 EOC
@@ -71,7 +73,7 @@ tap_is "show of a non-number: exit 64" "$(status_of ctl show abc)" 64
 printf '[milter]\non_error = maybe\n' > "$work/bad.conf"
 err=$("$TICKETCTL" -c "$work/bad.conf" list 2>&1); st=$?
 tap_is "an invalid configuration: exit 78 naming group and key" "$st $(printf '%s' "$err" | grep -c '\[milter\] on_error')" "78 1"
-printf '[store]\npath = %s/none/tickets.db\n' "$work" > "$work/nodb.conf"
+printf '[store]\npath = %s/none/tickets.db\n[templates]\ndir = %s/templates\n' "$work" "$top_srcdir" > "$work/nodb.conf"
 err=$("$TICKETCTL" -c "$work/nodb.conf" list 2>&1); st=$?
 tap_is "list without a database says so" "$st $(printf '%s' "$err" | grep -c 'tickets.db')" "1 1"
 tap_done

@@ -36,6 +36,8 @@ socket_mode = 0666
 on_error = tempfail
 [store]
 path = $work/tickets.db
+[templates]
+dir = $top_srcdir/templates
 [queue support]
 address = support@example.test
 tag_prefix = Ticket
@@ -194,6 +196,9 @@ if ! out=$(pf_setup "$work" 0 2>&1 && pf_set_milter "$work" "unix:$sock" 2>&1 &&
   exit 1
 fi
 tap_ok "a private Postfix starts on 127.0.0.1:$(pf_port "$work")" true
+# Acknowledgements go back into this Postfix (to sara@example.net, which it
+# bounces to nowhere: a null sender's mail is never bounced).
+printf '[smtp]\nurl = smtp://127.0.0.1:%s\n' "$(pf_port "$work")" >> "$conf"
 start_milter > "$work/start.out" 2>&1
 tap_status "ticket-milter starts and listens on $sock" $? "$work/start.out"
 tap_ok "its socket is writable by Postfix (mode 0666)" sh -c "[ \"\$(stat -c %a '$sock')\" = 666 ]"

@@ -46,6 +46,14 @@ ${2:-}
 path = $1/tickets.db
 ${3:-}
 
+[templates]
+dir = $top_srcdir/templates
+# Nothing listens on the discard port: acknowledgements stay in the outbox
+# and the worker's retry path runs without any mail leaving the test.
+[smtp]
+url = smtp://127.0.0.1:9
+connect_timeout = 2s
+
 [queue support]
 address = support@example.test
 tag_prefix = Ticket
@@ -202,6 +210,10 @@ user = nobody
 socket_mode = 0660
 [store]
 path = $pdir/state/tickets.db
+[templates]
+dir = $top_srcdir/templates
+[smtp]
+url = smtp://127.0.0.1:9
 [queue support]
 address = support@example.test
 EOC
@@ -224,8 +236,8 @@ EOC
   tap_is "user = nobody: a clean stop" "$?" "0"
   [ "$tap_failed" -eq 0 ] || sed 's/^/#   /' "$pdir/daemon.log"
 
-  printf '[milter]\nsocket = unix:%s/u.sock\nuser = no-such-user-here\n[store]\npath = %s/u.db\n' \
-    "$pdir" "$pdir" > "$pdir/unknown-user.conf"
+  printf '[milter]\nsocket = unix:%s/u.sock\nuser = no-such-user-here\n[store]\npath = %s/u.db\n[templates]\ndir = %s/templates\n' \
+    "$pdir" "$pdir" "$top_srcdir" > "$pdir/unknown-user.conf"
   out=$(run_milter -f -c "$pdir/unknown-user.conf")
   tap_is "an unknown user: exit status 78" "${out%%|*}" "78"
   case ${out#*|} in

@@ -1,6 +1,8 @@
 /* test-config.c - ticket-milter.conf: defaults, good files, and every kind of bad one. */
 #include "config.h"
 
+#include "tm-test.h"
+
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -29,7 +31,8 @@ fixture_tear_down (Fixture *fixture, gconstpointer data)
 static TmConfig *
 load_text (Fixture *fixture, const char *text, GError **error)
 {
-  g_assert_true (g_file_set_contents (fixture->path, text, -1, NULL));
+  g_autofree char *full = tm_test_config_text (text);
+  g_assert_true (g_file_set_contents (fixture->path, full, -1, NULL));
   return tm_config_load (fixture->path, TRUE, error);
 }
 
@@ -52,14 +55,37 @@ expect_error (Fixture *fixture, const char *text, int code, ...)
   va_end (args);
 }
 
+/* A missing default file gives the built-in defaults, templates from the
+ * installed TEMPLATEDIR; where they are not installed (a build tree) the
+ * daemon must refuse to start, naming the directory. */
 static void
-test_missing_default_file_gives_defaults (Fixture *fixture, gconstpointer data)
+test_missing_default_file_needs_installed_templates (Fixture *fixture, gconstpointer data)
 {
   g_autoptr (GError) error = NULL;
   TmConfig *config = tm_config_load (fixture->path, FALSE, &error);
+  if (g_file_test (TEMPLATEDIR "/en/ack.txt", G_FILE_TEST_IS_REGULAR))
+    {
+      g_assert_no_error (error);
+      g_assert_cmpstr (config->template_dir, ==, TEMPLATEDIR);
+      g_assert_cmpuint (config->queues->len, ==, 1);
+      tm_config_free (&config);
+    }
+  else
+    {
+      g_assert_null (config);
+      g_assert_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_VALUE);
+      g_assert_nonnull (strstr (error->message, TEMPLATEDIR));
+    }
+}
+
+/* An empty file (here: one naming only the templates) gives every default. */
+static void
+test_empty_file_gives_defaults (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  TmConfig *config = load_text (fixture, "", &error);
   g_assert_no_error (error);
   g_assert_nonnull (config);
-  g_assert_null (config->source);
   g_assert_cmpuint (config->queues->len, ==, 1);
   const TmQueue *queue = g_ptr_array_index (config->queues, 0);
   g_assert_cmpstr (queue->name, ==, "support");
@@ -254,8 +280,18 @@ test_shipped_example_loads (void)
   const char *srcdir = g_getenv ("top_srcdir");
   g_autofree char *path = g_build_filename (srcdir != NULL ? srcdir : ".", "contrib",
                                             "ticket-milter.conf.example", NULL);
+  /* Loaded as shipped, with the templates of this source tree (the
+   * example names the installed ones). */
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  g_autofree char *directory = g_dir_make_tmp ("tm-example-XXXXXX", NULL);
+  g_autofree char *copy = g_build_filename (directory, "example.conf", NULL);
+  g_autofree char *with_templates = g_strdup_printf ("%s\n[templates]\ndir = %s\n", text,
+                                                     tm_test_template_dir ());
+  g_assert_true (g_file_set_contents (copy, with_templates, -1, NULL));
   g_autoptr (GError) error = NULL;
-  TmConfig *config = tm_config_load (path, TRUE, &error);
+  TmConfig *config = tm_config_load (copy, TRUE, &error);
+  tm_test_remove_directory (directory);
   g_assert_no_error (error);
   g_assert_cmpuint (config->queues->len, ==, 2);
   g_assert_cmpstr (tm_config_queue_for_address (config, "HELP@example.com")->name, ==, "support");
@@ -294,7 +330,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 #define ADD(path, function) \
   g_test_add (path, Fixture, NULL, fixture_set_up, function, fixture_tear_down)
-  ADD ("/config/defaults/missing-default-file", test_missing_default_file_gives_defaults);
+  ADD ("/config/defaults/missing-default-file", test_missing_default_file_needs_installed_templates);
+  ADD ("/config/defaults/every-default", test_empty_file_gives_defaults);
   ADD ("/config/defaults/empty-file", test_empty_file_is_the_defaults);
   ADD ("/config/file/full", test_full_file);
   ADD ("/config/file/team-defined-after-queue", test_team_defined_after_queue);

@@ -37,9 +37,10 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
   g_autoptr (GError) error = NULL;
   fixture->directory = g_dir_make_tmp ("tm-threading-XXXXXX", &error);
   g_autofree char *conf = g_build_filename (fixture->directory, "c.conf", NULL);
-  g_assert_true (g_file_set_contents (conf,
+  g_autofree char *text = tm_test_config_text (
     "[queue support]\naddress = support@example.test\n"
-    "[queue billing]\naddress = billing@example.test\ntag_prefix = Bill\n", -1, NULL));
+    "[queue billing]\naddress = billing@example.test\ntag_prefix = Bill\n");
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
   fixture->config = tm_config_load (conf, TRUE, &error);
   g_assert_no_error (error);
   g_unlink (conf);

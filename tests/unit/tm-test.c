@@ -2,6 +2,7 @@
 #include "tm-test.h"
 
 #include <glib/gstdio.h>
+#include <string.h>
 
 void
 tm_test_remove_directory (const char *path)
@@ -13,4 +14,25 @@ tm_test_remove_directory (const char *path)
       g_assert_cmpint (g_unlink (file), ==, 0);
     }
   g_assert_cmpint (g_rmdir (path), ==, 0);
+}
+
+const char *
+tm_test_template_dir (void)
+{
+  const char *dir = g_getenv ("TM_TEMPLATE_DIR");
+#ifdef TM_ABS_TOP_SRCDIR
+  if (dir == NULL)
+    dir = TM_ABS_TOP_SRCDIR "/templates";
+#endif
+  g_assert_nonnull (dir);
+  return dir;
+}
+
+char *
+tm_test_config_text (const char *text)
+{
+  if (strstr (text, "[templates]") != NULL)
+    return g_strdup (text);
+  /* At the end, so that line numbers in error messages stay those of TEXT. */
+  return g_strdup_printf ("%s\n[templates]\ndir = %s\n", text, tm_test_template_dir ());
 }

@@ -8,4 +8,12 @@
  * directories are flat); asserts that every removal worked. */
 void tm_test_remove_directory (const char *path);
 
+/* The templates shipped in the source tree: $TM_TEMPLATE_DIR (make check
+ * sets it), else the source tree this program was built from. Static. */
+const char *tm_test_template_dir (void);
+
+/* TEXT (configuration file text) with a [templates] group naming
+ * tm_test_template_dir() after it, unless TEXT has its own. New string. */
+char *tm_test_config_text (const char *text) G_GNUC_WARN_UNUSED_RESULT;
+
 #endif

@@ -1,0 +1,51 @@
+/* outbox.h - the worker thread that delivers the desk's own mail.
+ *
+ * The pipeline writes each acknowledgement into the outbox table in the same
+ * transaction as its ticket; this worker, a thread of the daemon with its
+ * own database connection, hands each one to the MTA with libcurl SMTP
+ * (smtp_client.h) and records the outcome:
+ *   accepted          status sent, event "ack-sent" on the ticket
+ *   temporary failure attempts + 1, next attempt after a backoff that starts
+ *                     at [smtp] retry_min and doubles up to retry_max; a
+ *                     mail still undelivered give_up_after after it was
+ *                     queued is marked failed ("ack-failed")
+ *   permanent (5xx)   status failed, event "ack-failed", never retried
+ * Every outcome is one log line starting with the queue id of the mail that
+ * caused it: "QUEUEID: outbox: ack 7 for ticket 3 to x@y sent after 41 ms:
+ * 250 2.0.0 Ok: queued as ...".
+ *
+ * Nothing here runs on the milter's mail path: tm_outbox_wake() only signals
+ * a condition. Pending rows survive a restart (they are in the database),
+ * and the worker picks them up when it starts. A crash between the MTA's
+ * acceptance and the "sent" commit resends that one mail after the restart:
+ * an acknowledgement may, rarely, arrive twice, but is never lost.
+ *
+ * Usage (the daemon):
+ *   TmOutbox *outbox = tm_outbox_start (config, &error);   after privilege drop
+ *   ... tm_outbox_wake (outbox) after each commit that queued a mail ...
+ *   tm_outbox_stop (&outbox);   waits for a delivery in progress (bounded by
+ *                               the SMTP timeouts)
+ */
+#ifndef TM_OUTBOX_H
+#define TM_OUTBOX_H
+
+#include "config.h"
+
+typedef struct TmOutbox TmOutbox;  /* opaque */
+
+/* Opens its own connection to config->store_path and starts the thread.
+ * CONFIG must outlive the worker. NULL with *error when the store cannot be
+ * opened. */
+TmOutbox *tm_outbox_start (const TmConfig *config, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* Thread-safe and cheap: there may be new mail to deliver. NULL is fine. */
+void tm_outbox_wake (TmOutbox *outbox);
+
+/* Stops the thread, closes the connection, clears the caller's pointer. */
+void tm_outbox_stop (TmOutbox **outbox);
+
+/* The delay before attempt number ATTEMPTS + 1 after ATTEMPTS failures:
+ * retry_min * 2^(attempts-1), at most retry_max. Exposed for tests. */
+guint tm_outbox_backoff (const TmConfig *config, int attempts);
+
+#endif
