@@ -15,8 +15,13 @@
  * Every field may come from a customer's mail, so each is treated as data:
  *  - header text (subject, names, queue name, Auto-Submitted) is made valid
  *    UTF-8 (invalid bytes become U+FFFD) and its controls, CR, LF, TAB and
- *    U+2028/U+2029 become spaces; GMime then writes it as RFC 2047 encoded
- *    words in UTF-8 where it is not plain ASCII, folded below 998 octets;
+ *    U+2028/U+2029 become spaces, then trimmed. Plain ASCII (single spaces,
+ *    short words; names also short) is left to GMime to fold or quote;
+ *    anything else this module writes itself as RFC 2047 encoded words in
+ *    UTF-8, one per line, whole characters only - "B", or "Q" where base64
+ *    would need padding in mid-run - working round GMime 3.2 encoder and
+ *    parser bugs (see gmime_writes_exactly()), so that it reads back
+ *    exactly with GMime and everything else;
  *  - addresses must be plausible (printable ASCII, one '@', no white space
  *    and none of <>()[]\,;:" - a comma would smuggle in a second recipient)
  *    and at most 254 octets, or the header that would carry them is left
@@ -58,6 +63,8 @@
 #define ENCODED_WORD_MAX_BYTES 45
 /* Longer words GMime would turn into over-long encoded words. */
 #define PLAIN_WORD_MAX_LENGTH 60
+/* Display names GMime writes on one line, unfolded. */
+#define PLAIN_NAME_MAX_LENGTH 40
 /* "=?UTF-8?Q?" + 63 + "?=" is 75. */
 #define Q_WORD_MAX_TEXT 63
 
@@ -164,17 +171,20 @@ canonical_body (const char *body)
   return text;
 }
 
-/* Whether GMime may write TEXT itself: printable ASCII in words of at most
- * PLAIN_WORD_MAX_LENGTH separated by single spaces, which it folds or
- * quotes so that it reads back exactly. Everything else we encode: GMime
- * 3.2 writes encoded words longer than RFC 2047's 75 characters and puts
- * base64 padding in the middle of a run of words, which its own parser
- * (3.2.13) then cuts short; it splits a long quoted name into several
- * quoted strings, losing runs of spaces; and ASCII that looks like an
- * encoded word would reach the reader as something else. */
+/* Whether GMime may write TEXT itself: at most MAX_LENGTH octets of
+ * printable ASCII in words of at most PLAIN_WORD_MAX_LENGTH separated by
+ * single spaces, which it folds or quotes so that it reads back exactly.
+ * Everything else we encode: GMime 3.2 writes encoded words longer than
+ * RFC 2047's 75 characters and puts base64 padding in the middle of a run
+ * of words, which its own parser (3.2.13) then cuts short; a display name
+ * it folds comes back from its parser with the line break inside; and
+ * ASCII that looks like an encoded word would reach the reader as
+ * something else. */
 static gboolean
-gmime_writes_exactly (const char *text)
+gmime_writes_exactly (const char *text, gsize max_length)
 {
+  if (strlen (text) > max_length)
+    return FALSE;
   gsize word_length = 0;
   for (const char *p = text; *p != '\0'; p++)
     {
@@ -279,20 +289,25 @@ encoded_words (const char *text)
 }
 
 /* Writes TEXT as the value of the header NAME of OBJECT, encoding it
- * ourselves where GMime would get it wrong. */
+ * ourselves where GMime would get it wrong: GMime writes a header's raw
+ * value as it is (only the line ends converted), so replacing the raw value
+ * it formatted puts our encoded words on the wire. */
 static void
 set_text_header (GMimeObject *object, const char *name, const char *text)
 {
   g_mime_object_set_header (object, name, text, "utf-8");
-  if (gmime_writes_exactly (text))
+  if (gmime_writes_exactly (text, G_MAXSIZE))
     return;
   GString *raw = encoded_words (text);
   g_string_append_c (raw, '\n');
-  GMimeHeader *header = g_mime_header_list_get_header (g_mime_object_get_header_list (object), name);
-  g_mime_header_set_raw_value (header, raw->str);
+  GMimeHeaderList *headers = g_mime_object_get_header_list (object);
+  g_mime_header_set_raw_value (g_mime_header_list_get_header (headers, name), raw->str);
   g_string_free (raw, TRUE);
 }
 
+/* Adds ADDRESS with NAME as the From or To mailbox, or nothing when the
+ * address is implausible; a name GMime would mangle is encoded as in
+ * set_text_header(). */
 static void
 add_mailbox (GMimeMessage *message, GMimeAddressType type, const char *name,
              const char *address)
@@ -303,7 +318,7 @@ add_mailbox (GMimeMessage *message, GMimeAddressType type, const char *name,
   InternetAddress *mailbox = internet_address_mailbox_new (display_name, address);
   internet_address_list_add (g_mime_message_get_addresses (message, type), mailbox);
   g_object_unref (mailbox);
-  if (display_name == NULL || gmime_writes_exactly (display_name))
+  if (display_name == NULL || gmime_writes_exactly (display_name, PLAIN_NAME_MAX_LENGTH))
     return;
   GString *raw = encoded_words (display_name);
   g_string_append_printf (raw, " <%s>\n", address);

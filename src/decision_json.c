@@ -138,7 +138,7 @@ add_ticket_members (JsonBuilder *builder, const TmTicket *ticket)
 JsonNode *
 tm_ticket_to_json (const TmTicket *ticket)
 {
-  return tm_ticket_with_messages_to_json (ticket, NULL);
+  return tm_ticket_with_messages_to_json (ticket, NULL, NULL);
 }
 
 static void
@@ -180,7 +180,8 @@ add_message (JsonBuilder *builder, const TmStoredMessage *message)
 }
 
 JsonNode *
-tm_ticket_with_messages_to_json (const TmTicket *ticket, const GPtrArray *messages)
+tm_ticket_with_messages_to_json (const TmTicket *ticket, const GPtrArray *messages,
+                                 const GPtrArray *events)
 {
   g_autoptr (JsonBuilder) builder = json_builder_new ();
   json_builder_begin_object (builder);
@@ -193,6 +194,46 @@ tm_ticket_with_messages_to_json (const TmTicket *ticket, const GPtrArray *messag
         add_message (builder, g_ptr_array_index (messages, i));
       json_builder_end_array (builder);
     }
+  if (events != NULL)
+    {
+      json_builder_set_member_name (builder, "events");
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < events->len; i++)
+        {
+          const TmEvent *event = g_ptr_array_index (events, i);
+          json_builder_begin_object (builder);
+          add_string_or_null (builder, "kind", event->kind);
+          add_time (builder, "at", event->at);
+          add_string_or_null (builder, "detail", event->detail);
+          json_builder_end_object (builder);
+        }
+      json_builder_end_array (builder);
+    }
+  json_builder_end_object (builder);
+  return json_builder_get_root (builder);
+}
+
+JsonNode *
+tm_outbox_mail_to_json (const TmOutboxMail *mail)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "id");
+  json_builder_add_int_value (builder, mail->id);
+  json_builder_set_member_name (builder, "ticket");
+  json_builder_add_int_value (builder, mail->ticket_id);
+  add_string_or_null (builder, "queue", mail->queue);
+  add_string_or_null (builder, "kind", mail->kind);
+  add_string_or_null (builder, "status", mail->status);
+  json_builder_set_member_name (builder, "attempts");
+  json_builder_add_int_value (builder, mail->attempts);
+  add_string_or_null (builder, "to", mail->recipient);
+  add_string_or_null (builder, "message_id", mail->message_id);
+  add_time (builder, "created_at", mail->created_at);
+  if (mail->done_at != 0)
+    add_time (builder, "done_at", mail->done_at);
+  add_string_or_null (builder, "origin_queue_id", mail->origin_queue_id);
+  add_string_or_null (builder, "last_result", mail->last_result);
   json_builder_end_object (builder);
   return json_builder_get_root (builder);
 }

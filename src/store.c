@@ -200,6 +200,7 @@ typedef enum {
   STMT_LIST_BY_QUEUE_STATUS,
   STMT_TICKET_MESSAGES,
   STMT_MESSAGE_ATTACHMENTS,
+  STMT_TICKET_EVENTS,
   STMT_OUTBOX_INSERT,
   STMT_OUTBOX_LAST_TO,
   STMT_OUTBOX_NEXT_DUE,
@@ -279,6 +280,8 @@ static const char *const statement_sql[N_STATEMENTS] = {
   [STMT_MESSAGE_ATTACHMENTS] =
     "SELECT filename, content_type, size FROM attachments"
     " WHERE message_row = ?1 ORDER BY id",
+  [STMT_TICKET_EVENTS] =
+    "SELECT kind, at, detail FROM events WHERE ticket_id = ?1 ORDER BY at, id",
   [STMT_OUTBOX_INSERT] =
     "INSERT INTO outbox (ticket_id, queue, kind, sender, recipient, message_id, data,"
     " status, attempts, created_at, queued_us, next_attempt_at, origin_queue_id)"
@@ -1276,4 +1279,42 @@ tm_store_outbox_list (TmStore *store, const char *status, guint limit, GError **
   release (stmt);
   read_end (store, own_transaction);
   return ok ? g_steal_pointer (&mails) : NULL;
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void
+event_free (gpointer data)
+{
+  TmEvent *event = data;
+  g_free (event->kind);
+  g_free (event->detail);
+  g_free (event);
+}
+
+GPtrArray *
+tm_store_ticket_events (TmStore *store, gint64 ticket_id, GError **error)
+{
+  g_return_val_if_fail (store != NULL, NULL);
+  gboolean own_transaction;
+  if (!read_begin (store, &own_transaction, error))
+    return NULL;
+  sqlite3_stmt *stmt = statement (store, STMT_TICKET_EVENTS);
+  bind_int64 (stmt, 1, ticket_id);
+  g_autoptr (GPtrArray) events = g_ptr_array_new_with_free_func (event_free);
+  int rc;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      TmEvent *event = g_new0 (TmEvent, 1);
+      event->kind = column_string (stmt, 0);
+      event->at = sqlite3_column_int64 (stmt, 1);
+      event->detail = column_string (stmt, 2);
+      g_ptr_array_add (events, event);
+    }
+  gboolean ok = rc == SQLITE_DONE;
+  if (!ok)
+    set_sqlite_error (store, rc, "read events", error);
+  release (stmt);
+  read_end (store, own_transaction);
+  return ok ? g_steal_pointer (&events) : NULL;
 }

@@ -148,6 +148,16 @@ GPtrArray *tm_store_list_tickets (TmStore *store, const char *status,
 GPtrArray *tm_store_ticket_messages (TmStore *store, gint64 ticket_id,
                                      GError **error);
 
+typedef struct {
+  char *kind;                /* created customer-message ack-queued ack-sent ... */
+  gint64 at;
+  char *detail;              /* may be NULL */
+} TmEvent;
+
+/* The events of a ticket, oldest first: GPtrArray of TmEvent* that frees
+ * them, or NULL with *error. */
+GPtrArray *tm_store_ticket_events (TmStore *store, gint64 ticket_id, GError **error);
+
 /* ---- outbox ---- */
 
 typedef struct {

@@ -55,6 +55,7 @@ usage (FILE *out)
          "           [--now ISO8601] [--commit] FILE|-   what the milter would do with a mail\n"
          "  list [--status S] [--queue Q] [--limit N] [--json]   tickets, newest first\n"
          "  show [--json] ID                                      one ticket with its messages\n"
+         "  outbox [--status S] [--limit N] [--json]              mail the desk sends, newest first\n"
          "see ticketctl(1)\n", out);
 }
 
@@ -338,7 +339,7 @@ command_list (Tool *tool, int argc, char **argv)
 }
 
 static void
-print_ticket_text (const TmTicket *ticket, const GPtrArray *messages)
+print_ticket_text (const TmTicket *ticket, const GPtrArray *messages, const GPtrArray *events)
 {
   g_autofree char *created = format_time (ticket->created_at);
   g_autofree char *updated = format_time (ticket->updated_at);
@@ -355,6 +356,13 @@ print_ticket_text (const TmTicket *ticket, const GPtrArray *messages)
   printf ("Language: %s\nTags:     %s\n", ticket->language != NULL ? ticket->language : "-",
           *tags != '\0' ? tags : "-");
   printf ("Created:  %s\nUpdated:  %s\n", created, updated);
+  printf ("\nEvents:\n");
+  for (guint i = 0; i < events->len; i++)
+    {
+      const TmEvent *event = g_ptr_array_index (events, i);
+      g_autofree char *at = format_time (event->at);
+      printf ("  %s  %-18s %s\n", at, event->kind, event->detail != NULL ? event->detail : "");
+    }
   for (guint i = 0; i < messages->len; i++)
     {
       const TmStoredMessage *message = g_ptr_array_index (messages, i);
@@ -403,8 +411,10 @@ command_show (Tool *tool, int argc, char **argv)
     return fail (1, "%s", error->message);
   g_autoptr (TmTicket) ticket = NULL;
   g_autoptr (GPtrArray) messages = NULL;
-  if (tm_store_get_ticket (store, (gint64) id, &ticket, &error) && ticket != NULL)
-    messages = tm_store_ticket_messages (store, (gint64) id, &error);
+  g_autoptr (GPtrArray) events = NULL;
+  if (tm_store_get_ticket (store, (gint64) id, &ticket, &error) && ticket != NULL
+      && (messages = tm_store_ticket_messages (store, (gint64) id, &error)) != NULL)
+    events = tm_store_ticket_events (store, (gint64) id, &error);
   tm_store_close (&store);
   if (error != NULL)
     return fail (1, "%s", error->message);
@@ -413,12 +423,64 @@ command_show (Tool *tool, int argc, char **argv)
 
   if (json)
     {
-      g_autoptr (JsonNode) node = tm_ticket_with_messages_to_json (ticket, messages);
+      g_autoptr (JsonNode) node = tm_ticket_with_messages_to_json (ticket, messages, events);
       g_autofree char *text = tm_json_to_string (node, TRUE);
       fputs (text, stdout);
     }
   else
-    print_ticket_text (ticket, messages);
+    print_ticket_text (ticket, messages, events);
+  return 0;
+}
+
+static int
+command_outbox (Tool *tool, int argc, char **argv)
+{
+  g_autofree char *status_filter = NULL;
+  int limit = 0;
+  gboolean json = FALSE;
+  GOptionEntry entries[] = {
+    { "status", 0, 0, G_OPTION_ARG_STRING, &status_filter, "Only mail in this status", "STATUS" },
+    { "limit", 0, 0, G_OPTION_ARG_INT, &limit, "At most N mails", "N" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+    { NULL, 0, 0, 0, NULL, NULL, NULL },
+  };
+  static const char *const statuses[] = { "pending", "sent", "failed", NULL };
+  if (!parse_command_options ("outbox", "", entries, &argc, &argv))
+    return EX_USAGE;
+  if (argc != 1)
+    return fail (EX_USAGE, "outbox takes no arguments, only options");
+  if (status_filter != NULL && !g_strv_contains (statuses, status_filter))
+    return fail (EX_USAGE, "--status \"%s\" is not one of pending, sent, failed", status_filter);
+  if (limit < 0)
+    return fail (EX_USAGE, "--limit must not be negative");
+
+  g_autoptr (GError) error = NULL;
+  TmStore *store = open_existing_store (tool->config, &error);
+  if (store == NULL)
+    return fail (1, "%s", error->message);
+  g_autoptr (GPtrArray) mails = tm_store_outbox_list (store, status_filter, (guint) limit, &error);
+  tm_store_close (&store);
+  if (mails == NULL)
+    return fail (1, "%s", error->message);
+  if (json)
+    {
+      g_autoptr (JsonArray) array = json_array_new ();
+      for (guint i = 0; i < mails->len; i++)
+        json_array_add_element (array, tm_outbox_mail_to_json (g_ptr_array_index (mails, i)));
+      g_autoptr (JsonNode) node = json_node_init_array (json_node_alloc (), array);
+      g_autofree char *text = tm_json_to_string (node, TRUE);
+      fputs (text, stdout);
+      return 0;
+    }
+  printf ("%-6s %-7s %-8s %-12s %-7s %-30s %s\n", "ID", "STATUS", "ATTEMPTS", "KIND", "TICKET",
+          "TO", "LAST RESULT");
+  for (guint i = 0; i < mails->len; i++)
+    {
+      const TmOutboxMail *mail = g_ptr_array_index (mails, i);
+      printf ("%-6" G_GINT64_FORMAT " %-7s %-8d %-12s %-7" G_GINT64_FORMAT " %-30s %s\n",
+              mail->id, mail->status, mail->attempts, mail->kind, mail->ticket_id,
+              mail->recipient, mail->last_result != NULL ? mail->last_result : "-");
+    }
   return 0;
 }
 
@@ -473,6 +535,8 @@ main (int argc, char **argv)
     status = command_list (&tool, command_argc, command_argv);
   else if (strcmp (command, "show") == 0)
     status = command_show (&tool, command_argc, command_argv);
+  else if (strcmp (command, "outbox") == 0)
+    status = command_outbox (&tool, command_argc, command_argv);
   else
     {
       usage (stderr);
