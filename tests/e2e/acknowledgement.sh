@@ -141,7 +141,8 @@ mail () {
   python3 - "$work/$1.eml" "$2" "$3" "$4" "$5" "${6:-}" <<'EOP'
 import sys, email.header, email.utils
 path, charset, sender, subject, body, extra = sys.argv[1:7]
-head = ["From: %s" % sender, "To: placeholder", "Subject: %s" % email.header.Header(subject, charset).encode(),
+name, address = email.utils.parseaddr(sender)
+head = ["From: %s" % email.utils.formataddr((name, address), charset='utf-8'), "To: placeholder", "Subject: %s" % email.header.Header(subject, charset).encode(),
         "Date: %s" % email.utils.formatdate(localtime=False),
         "Message-ID: %s" % email.utils.make_msgid(domain="example.test"),
         "MIME-Version: 1.0", "Content-Type: text/plain; charset=%s" % charset,
@@ -153,7 +154,7 @@ with open(path, 'wb') as f:
 EOP
 }
 
-tap_plan 36
+tap_plan 40
 
 if ! out=$(pf_setup "$work" 0 2>&1 && pf_set_milter "$work" "unix:$sock" 2>&1 && pf_start "$work" 2>&1); then
   tap_ok "a private Postfix starts" sh -c 'printf "%s\n" "$1"; exit 1' - "$out"
@@ -175,7 +176,7 @@ tap_ok "the Arabic mail is accepted" send arabic "$work/arabic.eml" sara@example
 tap_ok "the Persian mail is accepted" send persian "$work/persian.eml" reza@example.test support@example.test
 tap_ok "the English mail is accepted" send english "$work/english.eml" john@example.test support@example.test
 tap_ok "three acknowledgements are delivered" wait_for \
-  '$(echo $(mailbox_count sara) $(mailbox_count reza) $(mailbox_count john))' "1 1 1"
+  'echo $(mailbox_count sara) $(mailbox_count reza) $(mailbox_count john)' "1 1 1"
 
 ack=$(newest_mail sara)
 tap_is "Arabic: in Arabic" "$(decode "$ack" content-language)" "ar"
@@ -225,11 +226,11 @@ start_milter -T 2026-11-26T20:00:00+03:00 > "$work/start2.out" 2>&1
 tap_ok "the daemon restarts with a fixed clock" sh -c 'cat "$1"; exit "$2"' - "$work/start2.out" $?
 mail late windows-1256 'نادية <nadia@example.test>' 'استفسار عن الفاتورة' 'متى تصدر الفاتورة؟'
 tap_ok "a mail to billing after hours is accepted" send late "$work/late.eml" nadia@example.test billing@example.test
-tap_ok "its acknowledgement is delivered" wait_for '$(mailbox_count nadia)' 1
+tap_ok "its acknowledgement is delivered" wait_for 'mailbox_count nadia' 1
 body=$(decode "$(newest_mail nadia)" body)
 case $body in *'خارج ساعات العمل'*'2026-11-29 09:00'*) r=ok ;; *) r="$body" ;; esac
 tap_is "it is the Arabic after-hours template, back on Sunday 09:00" "$r" ok
-tap_is "the billing tag is in its subject" "$(decode "$(newest_mail nadia)" subject | cut -c1-8)" "[Bill#5]"
+tap_is "the billing tag is in its subject" "$(decode "$(newest_mail nadia)" subject | cut -c1-8)" "[Bill#4]"
 
 # ---- the SMTP server down, then a restart with the mail still in the outbox -----
 stop_milter
@@ -243,7 +244,7 @@ tap_ok "the acknowledgement waits in the outbox, the refusal noted" wait_for \
 stop_milter
 write_config "smtp://127.0.0.1:$port"
 start_milter > /dev/null 2>&1
-tap_ok "after a restart with the server back, it is delivered" wait_for '$(mailbox_count omid)' 1
+tap_ok "after a restart with the server back, it is delivered" wait_for 'mailbox_count omid' 1
 tap_is "exactly once" "$(ctl outbox --json | $JQ -r '[.[] | select(.to == "omid@example.test")] | length')" 1
 
 # ---- a server that accepts and never answers ------------------------------------
@@ -271,15 +272,15 @@ kill "$silent_pid" 2> /dev/null; wait "$silent_pid" 2> /dev/null
 pf_conf "$work" "soft_bounce = yes" && pf_reload "$work" > /dev/null
 write_config "smtp://127.0.0.1:$port"
 start_milter > /dev/null 2>&1
-tap_ok "the silent server's mail is delivered once the server answers" wait_for '$(mailbox_count omid)' 2
+tap_ok "the silent server's mail is delivered once the server answers" wait_for 'mailbox_count omid' 2
 mail unknown us-ascii 'Ghost <ghost@example.test>' 'Who am I' 'Nobody reads this mailbox.'
 tap_ok "a mail from an address Postfix will not deliver to is accepted" \
   send unknown "$work/unknown.eml" ghost@example.test support@example.test
 tap_ok "its acknowledgement meets a 4xx and stays pending" wait_for \
-  "ctl outbox --status pending --json | $JQ -r '.[0].last_result // \"\"' | grep -c '^RCPT failed: 45'" 1
+  "ctl outbox --status pending --json | $JQ -r '.[0].last_result // \"\"' | grep -c '^450 '" 1
 pf_conf "$work" "soft_bounce = no" && pf_reload "$work" > /dev/null
 tap_ok "then a 5xx: marked failed" wait_for \
-  "ctl outbox --status failed --json | $JQ -r '.[0].last_result // \"\"' | grep -c '^RCPT failed: 550'" 1
+  "ctl outbox --status failed --json | $JQ -r '.[0].last_result // \"\"' | grep -c '^550 '" 1
 ticket=$(ctl outbox --status failed --json | $JQ -r '.[0].ticket')
 tap_ok "the failure is an event on the ticket" sh -c \
   "'$TICKETCTL' -c '$conf' show --json $ticket | '$JQ' -e '[.events[] | select(.kind == \"ack-failed\")] | length == 1'"
@@ -288,4 +289,5 @@ sleep 3
 tap_is "a permanent failure is never retried" "$(ctl outbox --status failed --json | $JQ -r '.[0].attempts')" "$attempts"
 
 stop_milter
-tap_ok "every mail Postfix accepted has its ticket" sh -c "[ \$('$TICKETCTL' -c '$conf' list --json | '$JQ' length) = 9 ]"
+# Eight mails: seven new tickets and the reply that joined ticket 1.
+tap_is "every mail Postfix accepted is on a ticket" "$(ctl list --json | $JQ length)" 7
