@@ -96,15 +96,16 @@ is_marked_spam (const TmConfig *config, const TmMessage *message)
 
 const char *
 tm_autoreply_forbidden_by (const TmConfig *config, const TmMessage *message,
-                           const char *sender, const char *recipient)
+                           const char *sender, const char *recipient, gboolean via_form)
 {
   g_return_val_if_fail (config != NULL && message != NULL && sender != NULL, NULL);
   if (recipient == NULL || strchr (recipient, '@') == NULL)
     return "no-address";
   if (is_own_address (config, recipient))
     return "own-address";
-  if (is_no_reply (config, sender) || is_no_reply (config, message->from_address)
-      || is_no_reply (config, recipient))
+  if (is_no_reply (config, recipient)
+      || (!via_form && (is_no_reply (config, sender)
+                        || is_no_reply (config, message->from_address))))
     return "no-reply-sender";
   for (guint i = 0; i < message->headers->len; i++)
     {

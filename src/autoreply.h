@@ -25,10 +25,13 @@
 #include "store.h"
 
 /* Why no automatic reply may go to RECIPIENT for MESSAGE (from a customer),
- * or NULL when one may. SENDER is the normalised envelope sender. Pure.
- * Static string. */
+ * or NULL when one may. SENDER is the normalised envelope sender. VIA_FORM:
+ * the mail came from a contact form (its sender is the form's robot address,
+ * the customer is in Reply-To), so only RECIPIENT must not be a no-reply
+ * address. Pure. Static string. */
 const char *tm_autoreply_forbidden_by (const TmConfig *config, const TmMessage *message,
-                                       const char *sender, const char *recipient);
+                                       const char *sender, const char *recipient,
+                                       gboolean via_form);
 
 /* What the acknowledgement is about. All borrowed. */
 typedef struct {

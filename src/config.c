@@ -90,6 +90,11 @@ static const KeySpec smtp_keys[] = {
   { NULL, 0, 0 },
 };
 
+static const KeySpec rules_keys[] = {
+  { "file", KEY_OPTIONAL_STRING, FIELD (rules_file) },
+  { NULL, 0, 0 },
+};
+
 static const KeySpec templates_keys[] = {
   { "dir", KEY_STRING, FIELD (template_dir) },
   { NULL, 0, 0 },
@@ -113,13 +118,14 @@ static const GroupSpec fixed_groups[] = {
   { "smtp", smtp_keys },
   { "parser", parser_keys },
   { "templates", templates_keys },
+  { "rules", rules_keys },
   { "autoreply", autoreply_keys },
   { NULL, NULL },
 };
 
 static const char *const queue_keys[] = {
   "address", "tag_prefix", "team", "language", "display_name", "hours", "ack",
-  "ack_followups", "ack_rate_limit", "first_response", NULL
+  "ack_followups", "ack_rate_limit", "first_response", "keep_address", "form_senders", NULL
 };
 static const char *const hours_keys[] = { "timezone", "days", "open", "holidays", NULL };
 static const char *const team_keys[] = { "mailbox", "agents", NULL };
@@ -141,6 +147,7 @@ queue_free (gpointer data)
   g_free (queue->language);
   g_free (queue->display_name);
   g_free (queue->hours_name);
+  g_strfreev (queue->form_senders);
   g_free (queue);
 }
 
@@ -191,6 +198,7 @@ queue_new_default (const char *name)
   queue->ack_followups = FALSE;
   queue->ack_rate_limit_s = 60 * 60;
   queue->first_response_s = 24 * 60 * 60;
+  queue->form_senders = g_new0 (char *, 1);
   return queue;
 }
 
@@ -234,6 +242,7 @@ tm_config_new_default (void)
   config->queues = g_ptr_array_new_with_free_func (queue_free);
   config->teams = g_ptr_array_new_with_free_func (team_free);
   config->hours = g_ptr_array_new_with_free_func (hours_free);
+  config->rules = tm_rule_set_new ();
   return config;
 }
 
@@ -263,6 +272,8 @@ tm_config_free (TmConfig **config_ptr)
   g_clear_pointer (&config->queues, g_ptr_array_unref);
   g_clear_pointer (&config->teams, g_ptr_array_unref);
   g_clear_pointer (&config->hours, g_ptr_array_unref);
+  g_free (config->rules_file);
+  tm_rule_set_free (&config->rules);
   g_free (config);
   *config_ptr = NULL;
 }
@@ -677,9 +688,11 @@ read_queue (GKeyFile *keyfile, const char *file, const char *group,
   g_autofree char *language = get_trimmed (keyfile, group, "language");
   g_autofree char *display_name = get_trimmed (keyfile, group, "display_name");
   g_autofree char *hours = get_trimmed (keyfile, group, "hours");
+  g_autofree char *form_senders = get_trimmed (keyfile, group, "form_senders");
   static const struct { const char *key; gsize offset; } booleans[] = {
     { "ack", G_STRUCT_OFFSET (TmQueue, ack) },
     { "ack_followups", G_STRUCT_OFFSET (TmQueue, ack_followups) },
+    { "keep_address", G_STRUCT_OFFSET (TmQueue, keep_address) },
   };
   static const struct { const char *key; gsize offset; } durations[] = {
     { "ack_rate_limit", G_STRUCT_OFFSET (TmQueue, ack_rate_limit_s) },
@@ -724,6 +737,14 @@ read_queue (GKeyFile *keyfile, const char *file, const char *group,
     }
   if (hours != NULL && *hours != '\0')
     queue->hours_name = g_steal_pointer (&hours);
+  if (form_senders != NULL)
+    {
+      g_strfreev (queue->form_senders);
+      queue->form_senders = NULL;
+      if (!read_address_list (form_senders, file, group, "form_senders", TRUE,
+                              &queue->form_senders, error))
+        goto fail;
+    }
 
   if (address != NULL)
     {
@@ -865,6 +886,61 @@ load_templates (TmConfig *config, const char *file, GError **error)
                              config->template_dir, queue->language, needed[n]);
             return FALSE;
           }
+    }
+  return TRUE;
+}
+
+static guint first_bad_line (const char *text);
+
+static gboolean
+team_exists (const char *team, gpointer data)
+{
+  return tm_config_team_by_name (data, team) != NULL;
+}
+
+/* The rules of the main file, then those of [rules] file. */
+static gboolean
+load_rules (TmConfig *config, GKeyFile *keyfile, const char *file, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  if (!tm_rule_set_add_keyfile (config->rules, keyfile, file, team_exists, config, &local_error))
+    {
+      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_VALUE, "%s", local_error->message);
+      return FALSE;
+    }
+  if (config->rules_file == NULL)
+    return TRUE;
+  g_autoptr (GKeyFile) rules = g_key_file_new ();
+  g_autofree char *text = NULL;
+  gsize length = 0;
+  if (!g_file_get_contents (config->rules_file, &text, &length, &local_error))
+    {
+      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_READ, "%s: [rules] file: %s", file,
+                   local_error->message);
+      return FALSE;
+    }
+  if (!g_utf8_validate (text, (gssize) length, NULL)
+      || !g_key_file_load_from_data (rules, text, length, G_KEY_FILE_NONE, &local_error))
+    {
+      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX, "%s: line %u: %s",
+                   config->rules_file, first_bad_line (text),
+                   local_error != NULL ? local_error->message : "not valid UTF-8");
+      return FALSE;
+    }
+  g_auto (GStrv) groups = g_key_file_get_groups (rules, NULL);
+  for (char **group = groups; *group != NULL; group++)
+    if (!g_str_has_prefix (*group, "rule "))
+      {
+        g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_UNKNOWN,
+                     "%s: [%s]: a rules file holds only [rule NAME] groups",
+                     config->rules_file, *group);
+        return FALSE;
+      }
+  if (!tm_rule_set_add_keyfile (config->rules, rules, config->rules_file, team_exists, config,
+                                &local_error))
+    {
+      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_VALUE, "%s", local_error->message);
+      return FALSE;
     }
   return TRUE;
 }
@@ -1018,15 +1094,19 @@ tm_config_load (const char *path, gboolean must_exist, GError **error)
             goto fail;
           g_ptr_array_add (config->queues, queue);
         }
-      else if (!g_str_has_prefix (*group, "team ") && !g_str_has_prefix (*group, "hours "))
+      else if (!g_str_has_prefix (*group, "team ") && !g_str_has_prefix (*group, "hours ")
+               && !g_str_has_prefix (*group, "rule "))
         {
           g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_UNKNOWN,
                        "%s: [%s]: unknown group (known: milter, store, smtp, parser, templates,"
-                       " autoreply, queue NAME, team NAME, hours NAME)",
+                       " autoreply, rules, queue NAME, team NAME, hours NAME, rule NAME)",
                        path, *group);
           goto fail;
         }
     }
+  /* Rules last: they name teams. */
+  if (!load_rules (config, keyfile, path, error))
+    goto fail;
   if (!finish_loading (config, path, error))
     goto fail;
   return config;

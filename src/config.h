@@ -30,7 +30,14 @@
  *                 tag_prefix [Ticket]  team [none]  language [en]
  *                 display_name [none]  hours [none: always open]
  *                 ack [yes]  ack_followups [no]  ack_rate_limit [1h] (0: none)
- *                 first_response [1d]
+ *                 first_response [1d]  keep_address [no] (keep the queue
+ *                 address as a recipient when routing to a team)
+ *                 form_senders [none] (';'-separated: contact-form senders,
+ *                 whose customer is the Reply-To address)
+ *   [rules]  file [none] (a file of more [rule NAME] groups, read after
+ *            those of this file)
+ *   [rule NAME]   conditions and actions, see rules.h and
+ *                 ticket-milter.conf(5); in file order
  *   [team NAME]   mailbox (required)  agents [none] (';'-separated)
  *   [hours NAME]  timezone [UTC]  days [mon-fri]  open [09:00-17:00]
  *                 holidays [none] (see hours.h)
@@ -52,6 +59,7 @@
 #include <glib.h>
 
 #include "hours.h"
+#include "rules.h"
 #include "smtp_client.h"
 #include "template.h"
 
@@ -82,6 +90,8 @@ typedef struct {
   gboolean ack_followups;    /* acknowledge follow-ups too */
   guint ack_rate_limit_s;    /* at most one reply per sender per period; 0: no limit */
   guint first_response_s;    /* the first-response target told to customers */
+  gboolean keep_address;     /* routing to a team keeps the queue address */
+  char **form_senders;       /* lower-cased, NULL-terminated (maybe empty) */
 } TmQueue;
 
 typedef struct {
@@ -132,6 +142,9 @@ typedef struct {
   GPtrArray *queues;         /* of TmQueue*, in file order */
   GPtrArray *teams;          /* of TmTeam*, in file order */
   GPtrArray *hours;          /* of TmHours*, in file order */
+
+  char *rules_file;          /* [rules] file, or NULL */
+  TmRuleSet *rules;          /* every [rule NAME], main file first; never NULL */
 } TmConfig;
 
 /* The built-in defaults without any queue and without templates; never

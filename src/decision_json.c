@@ -91,6 +91,22 @@ tm_decision_to_json (const TmDecision *decision)
     }
   json_builder_end_object (builder);
 
+  /* The rules that matched (a new ticket's mail only). */
+  json_builder_set_member_name (builder, "rules");
+  json_builder_begin_array (builder);
+  for (guint i = 0; decision->rules.matches != NULL && i < decision->rules.matches->len; i++)
+    {
+      const TmRuleMatch *match = g_ptr_array_index (decision->rules.matches, i);
+      json_builder_begin_object (builder);
+      add_string_or_null (builder, "rule", match->rule);
+      add_string_or_null (builder, "field", match->field);
+      add_string_or_null (builder, "text", match->text);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  if (decision->reply_to != NULL)
+    add_string_or_null (builder, "reply_to", decision->reply_to);
+
   json_builder_set_member_name (builder, "recipients");
   json_builder_begin_object (builder);
   add_string_array (builder, "add", (char **) decision->recipients_add->pdata,

@@ -106,6 +106,7 @@ typedef struct {
   gboolean msg_headers_ended;
   GHashTable *msg_ticket_headers; /* lower-cased name -> SeenHeader* (X-Ticket-*) */
   gboolean msg_subject_seen;
+  guint msg_reply_to_count;  /* Reply-To headers that arrived */
 } MessageContext;
 
 typedef struct {
@@ -315,6 +316,8 @@ note_header (MessageContext *message, const char *name)
 {
   if (g_ascii_strcasecmp (name, "Subject") == 0)
     message->msg_subject_seen = TRUE;
+  if (g_ascii_strcasecmp (name, "Reply-To") == 0)
+    message->msg_reply_to_count++;
   if (g_ascii_strncasecmp (name, TICKET_HEADER_PREFIX, strlen (TICKET_HEADER_PREFIX)) != 0)
     return;
   char *key = g_ascii_strdown (name, -1);
@@ -507,6 +510,23 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
         {
           *failed_call = message->msg_subject_seen ? "smfi_chgheader (Subject)"
                                                    : "smfi_addheader (Subject)";
+          return FALSE;
+        }
+    }
+
+  if (decision->reply_to != NULL)
+    {
+      /* Replaces whatever Reply-To came (the customer's is on the ticket). */
+      for (guint index = message->msg_reply_to_count; index >= 1; index--)
+        if (smfi_chgheader (ctx, (char *) "Reply-To", (int) index, NULL) != MI_SUCCESS)
+          {
+            *failed_call = "smfi_chgheader (Reply-To)";
+            return FALSE;
+          }
+      g_autofree char *mta_value = header_value_for_mta (conn, "Reply-To", decision->reply_to);
+      if (smfi_addheader (ctx, (char *) "Reply-To", mta_value) != MI_SUCCESS)
+        {
+          *failed_call = "smfi_addheader (Reply-To)";
           return FALSE;
         }
     }

@@ -11,6 +11,9 @@
  */
 #include "outbox.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "log.h"
 #include "smtp_client.h"
 #include "store.h"
@@ -217,7 +220,14 @@ tm_outbox_start (const TmConfig *config, GError **error)
   outbox->store = store;
   g_mutex_init (&outbox->lock);
   g_cond_init (&outbox->cond);
+  /* The thread starts with every signal blocked: libmilter waits for
+   * SIGTERM, SIGHUP and SIGINT in a thread of its own (sigwait), which works
+   * only when no other thread can receive them. */
+  sigset_t all, previous;
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &previous);
   outbox->thread = g_thread_new ("outbox", worker_main, outbox);
+  pthread_sigmask (SIG_SETMASK, &previous, NULL);
   return outbox;
 }
 

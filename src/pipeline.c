@@ -69,6 +69,8 @@ tm_decision_free (TmDecision **decision_ptr)
   g_ptr_array_unref (decision->headers);
   g_free (decision->subject);
   g_free (decision->subject_header);
+  g_free (decision->reply_to);
+  tm_rule_result_clear (&decision->rules);
   g_free (decision);
   *decision_ptr = NULL;
 }
@@ -209,14 +211,42 @@ open_ticket (const TmConfig *config, TmStore *store, TmDecision *decision,
   g_autofree char *language = tm_language_choose (NULL, message->content_language,
                                                   message->subject, message->body_text,
                                                   available, queue->language, &source);
+  tm_rules_apply (config->rules, message, language, &decision->rules);
+  const TmRuleResult *rules = &decision->rules;
+  if (rules->template_language != NULL)
+    {
+      /* The rule's choice counts when that language has templates. */
+      char *chosen = tm_language_choose (rules->template_language, message->content_language,
+                                         message->subject, message->body_text, available,
+                                         queue->language, &source);
+      g_free (language);
+      language = chosen;
+    }
+  g_strfreev (decision->tags);
+  decision->tags = g_strdupv (rules->tags);
+
+  const char *customer = message->from_address != NULL ? message->from_address : sender;
+  const char *customer_name = message->from_name;
+  if (message->reply_to_address != NULL
+      && (g_strv_contains ((const char *const *) queue->form_senders, sender)
+          || (message->from_address != NULL
+              && g_strv_contains ((const char *const *) queue->form_senders,
+                                  message->from_address))))
+    {
+      customer = message->reply_to_address;
+      customer_name = NULL;
+      decision->via_form = TRUE;
+    }
+  const char *team = rules->team != NULL ? rules->team : queue->team;
+  const char *priority = rules->priority != NULL ? rules->priority : "normal";
   TmTicket ticket = {
     .queue = queue->name,
-    .customer_address = message->from_address != NULL ? message->from_address : (char *) sender,
-    .customer_name = message->from_name,
+    .customer_address = (char *) customer,
+    .customer_name = (char *) customer_name,
     .subject = message->subject,
     .status = (char *) "new",
-    .priority = (char *) "normal",
-    .team = queue->team,
+    .priority = (char *) priority,
+    .team = (char *) team,
     .language = language,
     .tags = decision->tags,
     .created_at = now,
@@ -227,15 +257,26 @@ open_ticket (const TmConfig *config, TmStore *store, TmDecision *decision,
   decision->ticket_id = ticket.id;
   decision->ticket_new = TRUE;
   decision->status = g_strdup ("new");
-  decision->priority = g_strdup ("normal");
-  decision->team = g_strdup (queue->team);
+  decision->priority = g_strdup (priority);
+  decision->team = g_strdup (team);
   decision->language = g_steal_pointer (&language);
   decision->language_source = tm_language_source_name (source);
   decision->customer_address = g_strdup (ticket.customer_address);
   decision->customer_name = g_strdup (ticket.customer_name);
-  g_autofree char *detail = g_strdup_printf ("language %s (%s)", decision->language,
-                                             decision->language_source);
-  return tm_store_add_event (store, ticket.id, 0, "created", now, detail, error);
+  GString *detail = g_string_new (NULL);
+  g_string_append_printf (detail, "language %s (%s)", decision->language,
+                          decision->language_source);
+  if (decision->via_form)
+    g_string_append (detail, "; customer from a contact form's Reply-To");
+  for (guint i = 0; i < rules->matches->len; i++)
+    {
+      const TmRuleMatch *match = g_ptr_array_index (rules->matches, i);
+      g_string_append_printf (detail, "%s rule %s on %s", i == 0 ? ";" : ",", match->rule,
+                              match->field);
+    }
+  gboolean ok = tm_store_add_event (store, ticket.id, 0, "created", now, detail->str, error);
+  g_string_free (detail, TRUE);
+  return ok;
 }
 
 /* Fills the decision from an existing ticket; with update, records that a
@@ -305,8 +346,13 @@ decide_autoreply (const TmConfig *config, TmStore *store, TmDecision *decision,
     refusal = "follow-up";
   if (refusal == NULL && !queue->ack)
     refusal = "disabled";
+  g_autofree char *by_rule = decision->rules.suppressed_by != NULL
+                             ? g_strconcat ("rule:", decision->rules.suppressed_by, NULL) : NULL;
+  if (refusal == NULL && by_rule != NULL)
+    refusal = by_rule;
   if (refusal == NULL)
-    refusal = tm_autoreply_forbidden_by (config, message, sender, decision->customer_address);
+    refusal = tm_autoreply_forbidden_by (config, message, sender, decision->customer_address,
+                                         decision->via_form);
   if (refusal == NULL && queue->ack_rate_limit_s > 0)
     {
       gint64 last = 0;
@@ -349,6 +395,49 @@ decide_autoreply (const TmConfig *config, TmStore *store, TmDecision *decision,
   return TRUE;
 }
 
+/* X-Ticket-Customer: what an agent wants to know about the customer before
+ * answering, "open=1 total=3 last=1040" (other tickets than this one). */
+static gboolean
+note_customer_history (TmStore *store, TmDecision *decision, GError **error)
+{
+  TmCustomerHistory history;
+  if (!tm_store_customer_history (store, decision->customer_address, decision->ticket_id,
+                                  &history, error))
+    return FALSE;
+  add_header (decision, "X-Ticket-Customer",
+              g_strdup_printf ("%s; open=%" G_GINT64_FORMAT "; total=%" G_GINT64_FORMAT
+                               "; last=%" G_GINT64_FORMAT, decision->customer_address,
+                               history.open, history.total, history.last_ticket));
+  return TRUE;
+}
+
+/* Where the mail goes: the team's mailbox instead of the queue address. */
+static void
+route (const TmConfig *config, TmDecision *decision, const TmEnvelope *envelope)
+{
+  const TmQueue *queue = decision->classification.queue;
+  TmClass klass = decision->classification.klass;
+  if (decision->team == NULL || (klass != TM_CLASS_CUSTOMER && klass != TM_CLASS_AUTOMATED))
+    return;
+  const TmTeam *team = tm_config_team_by_name (config, decision->team);
+  if (team == NULL)
+    return;  /* a team renamed in the configuration since the ticket was made */
+  gboolean already = FALSE;
+  for (const char *const *rcpt = envelope->recipients; rcpt != NULL && *rcpt != NULL; rcpt++)
+    {
+      g_autofree char *address = tm_address_normalize (*rcpt);
+      if (strcmp (address, team->mailbox) == 0)
+        already = TRUE;
+      else if (!queue->keep_address
+               && g_strv_contains ((const char *const *) queue->addresses, address))
+        g_ptr_array_add (decision->recipients_remove, g_steal_pointer (&address));
+    }
+  if (!already)
+    g_ptr_array_add (decision->recipients_add, g_strdup (team->mailbox));
+  /* The agent's Reply goes back through the desk, tag and all. */
+  decision->reply_to = g_strdup (queue->addresses[0]);
+}
+
 /* Everything that happens inside the transaction. */
 static gboolean
 decide_in_store (const TmConfig *config, TmStore *store, TmDecision *decision,
@@ -372,7 +461,8 @@ decide_in_store (const TmConfig *config, TmStore *store, TmDecision *decision,
       /* An MTA's retry of a mail we already hold: same answer, no writes. */
       decision->duplicate = TRUE;
       return join_ticket (store, decision, stored_ticket, FALSE, now, error)
-        && decide_autoreply (config, store, decision, message, envelope, sender, now, error);
+        && decide_autoreply (config, store, decision, message, envelope, sender, now, error)
+        && note_customer_history (store, decision, error);
     }
 
   if (threaded_ticket != 0)
@@ -385,7 +475,8 @@ decide_in_store (const TmConfig *config, TmStore *store, TmDecision *decision,
 
   return record_message (store, decision, message, envelope, sender, key, now,
                          &decision->message_row, error)
-    && decide_autoreply (config, store, decision, message, envelope, sender, now, error);
+    && decide_autoreply (config, store, decision, message, envelope, sender, now, error)
+    && note_customer_history (store, decision, error);
 }
 
 TmDecision *
@@ -424,6 +515,15 @@ tm_pipeline_run (const TmConfig *config, TmStore *store, const TmMessage *messag
 
       add_header (decision, "X-Ticket-ID", g_strdup_printf ("%" G_GINT64_FORMAT, decision->ticket_id));
       add_header (decision, "X-Ticket-Queue", g_strdup (queue->name));
+      add_header (decision, "X-Ticket-Priority", g_strdup (decision->priority));
+      if (decision->team != NULL)
+        add_header (decision, "X-Ticket-Team", g_strdup (decision->team));
+      if (decision->tags[0] != NULL)
+        {
+          g_autofree char *tags = g_strjoinv (", ", decision->tags);
+          add_header (decision, "X-Ticket-Tags", subject_header_value (tags));
+        }
+      route (config, decision, envelope);
       if (!tm_subject_tag_is_exactly (message->subject, queue->tag_prefix, decision->ticket_id))
         {
           decision->subject = tm_subject_tag_apply (message->subject, queue->tag_prefix,

@@ -1,7 +1,16 @@
 /* pipeline.h - from a parsed mail to a decision, in one store transaction.
  *
- * parse (caller) -> classify -> queue -> thread -> language -> decide ->
- * acknowledgement (autoreply.h) -> store.
+ * parse (caller) -> classify -> queue -> thread -> language -> rules ->
+ * decide -> acknowledgement (autoreply.h) -> route -> store.
+ *
+ * Rules (rules.h) are applied to the mail that opens a ticket: its tags,
+ * priority, team and template language; follow-ups keep what the ticket has
+ * and go to its current team. Routing: customer and automated mail on a
+ * ticket with a team goes to the team's mailbox (recipients_add) instead of
+ * the queue address (recipients_remove, unless the queue's keep_address),
+ * with Reply-To: the queue address, so that an agent's Reply comes back
+ * through the desk. A mail from one of the queue's form_senders is a contact
+ * form: its customer is the Reply-To address.
  * The pipeline knows nothing of libmilter: the daemon and `ticketctl
  * simulate` run this very code. Its only inputs are the configuration, the
  * store's state, the message, the envelope and the time; with commit FALSE
@@ -24,6 +33,7 @@
 #include "classify.h"
 #include "config.h"
 #include "message.h"
+#include "rules.h"
 #include "store.h"
 #include "threading.h"
 
@@ -46,6 +56,8 @@ typedef struct {
   const char *language_source; /* for a new ticket: tm_language_source_name(); else NULL */
   char *customer_address;    /* the ticket's customer */
   char *customer_name;       /* may be NULL */
+  gboolean via_form;         /* the customer came from a contact form's Reply-To */
+  TmRuleResult rules;        /* what the rules said (new tickets only; zeroed else) */
   char **tags;               /* NULL-terminated, never NULL */
   TmThreadedBy threaded_by;
   gint64 ignored_tag;        /* a subject tag that named no ticket of this queue */
@@ -63,6 +75,7 @@ typedef struct {
   char *subject;             /* rewritten subject (UTF-8), NULL when unchanged */
   char *subject_header;      /* the same as a header value (RFC 2047 where
                                 needed), NULL when unchanged */
+  char *reply_to;            /* Reply-To to set (replacing any), or NULL */
   gboolean truncated;
   gint64 message_row;        /* stored message row, 0 when none (or dry run) */
 } TmDecision;

@@ -201,6 +201,7 @@ typedef enum {
   STMT_TICKET_MESSAGES,
   STMT_MESSAGE_ATTACHMENTS,
   STMT_TICKET_EVENTS,
+  STMT_CUSTOMER_HISTORY,
   STMT_OUTBOX_INSERT,
   STMT_OUTBOX_LAST_TO,
   STMT_OUTBOX_NEXT_DUE,
@@ -282,6 +283,11 @@ static const char *const statement_sql[N_STATEMENTS] = {
     " WHERE message_row = ?1 ORDER BY id",
   [STMT_TICKET_EVENTS] =
     "SELECT kind, at, detail FROM events WHERE ticket_id = ?1 ORDER BY at, id",
+  /* The other tickets of one customer: how many, how many still open, the
+   * latest. One pass over tickets_by_customer. */
+  [STMT_CUSTOMER_HISTORY] =
+    "SELECT count (*), coalesce (sum (status IN ('new', 'open', 'pending')), 0),"
+    " coalesce (max (id), 0) FROM tickets WHERE customer_address = ?1 AND id <> ?2",
   [STMT_OUTBOX_INSERT] =
     "INSERT INTO outbox (ticket_id, queue, kind, sender, recipient, message_id, data,"
     " status, attempts, created_at, queued_us, next_attempt_at, origin_queue_id)"
@@ -1317,4 +1323,28 @@ tm_store_ticket_events (TmStore *store, gint64 ticket_id, GError **error)
   release (stmt);
   read_end (store, own_transaction);
   return ok ? g_steal_pointer (&events) : NULL;
+}
+
+gboolean
+tm_store_customer_history (TmStore *store, const char *customer_address, gint64 except_ticket,
+                           TmCustomerHistory *history, GError **error)
+{
+  g_return_val_if_fail (store != NULL && customer_address != NULL && history != NULL, FALSE);
+  memset (history, 0, sizeof *history);
+  sqlite3_stmt *stmt = statement (store, STMT_CUSTOMER_HISTORY);
+  bind_text (stmt, 1, customer_address);
+  bind_int64 (stmt, 2, except_ticket);
+  int rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      history->total = sqlite3_column_int64 (stmt, 0);
+      history->open = sqlite3_column_int64 (stmt, 1);
+      history->last_ticket = sqlite3_column_int64 (stmt, 2);
+      rc = SQLITE_DONE;
+    }
+  gboolean ok = rc == SQLITE_DONE;
+  if (!ok)
+    set_sqlite_error (store, rc, "read the customer's tickets", error);
+  release (stmt);
+  return ok;
 }

@@ -158,6 +158,17 @@ typedef struct {
  * them, or NULL with *error. */
 GPtrArray *tm_store_ticket_events (TmStore *store, gint64 ticket_id, GError **error);
 
+typedef struct {
+  gint64 total;              /* other tickets of the customer */
+  gint64 open;               /* of those, new, open or pending */
+  gint64 last_ticket;        /* the latest of them, 0 when none */
+} TmCustomerHistory;
+
+/* Inside a transaction: the customer's tickets other than EXCEPT_TICKET. */
+gboolean tm_store_customer_history (TmStore *store, const char *customer_address,
+                                    gint64 except_ticket, TmCustomerHistory *history,
+                                    GError **error);
+
 /* ---- outbox ---- */
 
 typedef struct {

@@ -4,12 +4,20 @@
  *             [--client-addr IP] [--now ISO8601] [--commit] FILE|-
  *   ticketctl [-c FILE] list [--status S] [--queue Q] [--limit N] [--json]
  *   ticketctl [-c FILE] show [--json] ID
+ *   ticketctl [-c FILE] outbox [--status S] [--limit N] [--json]
+ *   ticketctl [-c FILE] rules test [--json] [--language LANG] [--queue NAME] FILE|-
  *
  * simulate runs the daemon's own pipeline on a message file and prints the
  * decision as JSON (the contract in DESIGN.md); without --commit the store
  * transaction is rolled back, and a store that does not exist yet is not
  * created (an empty in-memory one stands in). The message is cut to the same
  * limits the milter applies (max_header_size, max_message_size).
+ *
+ * rules test shows what the keyword rules of the configuration make of a
+ * mail: the language detected as for a new ticket, each rule that matched
+ * (field and text), and the tags, priority, team, template language and
+ * acknowledgement that result. It opens no store, so it is safe to run
+ * against a live desk's configuration before reloading the daemon.
  *
  * Exit statuses follow sysexits(3): 0 done, 1 a ticket or store problem,
  * 64 usage, 66 input unreadable, 78 configuration invalid.
@@ -26,8 +34,10 @@
 
 #include "config.h"
 #include "decision_json.h"
+#include "language.h"
 #include "message.h"
 #include "pipeline.h"
+#include "rules.h"
 #include "store.h"
 
 typedef struct {
@@ -56,6 +66,8 @@ usage (FILE *out)
          "  list [--status S] [--queue Q] [--limit N] [--json]   tickets, newest first\n"
          "  show [--json] ID                                      one ticket with its messages\n"
          "  outbox [--status S] [--limit N] [--json]              mail the desk sends, newest first\n"
+         "  rules test [--json] [--language LANG] [--queue NAME] FILE|-\n"
+         "                                   which keyword rules match a mail, and their effect\n"
          "see ticketctl(1)\n", out);
 }
 
@@ -484,6 +496,170 @@ command_outbox (Tool *tool, int argc, char **argv)
   return 0;
 }
 
+/* ---- rules test -------------------------------------------------------- */
+
+static JsonNode *
+string_or_null (const char *text)
+{
+  JsonNode *node = json_node_alloc ();
+  if (text == NULL)
+    return json_node_init_null (node);
+  return json_node_init_string (node, text);
+}
+
+static JsonNode *
+rule_test_to_json (const char *language, const TmRuleResult *result,
+                   const char *template_language, TmLanguageSource template_source)
+{
+  g_autoptr (JsonObject) object = json_object_new ();
+  json_object_set_string_member (object, "language", language);
+  JsonArray *matches = json_array_new ();
+  for (guint i = 0; i < result->matches->len; i++)
+    {
+      const TmRuleMatch *match = g_ptr_array_index (result->matches, i);
+      JsonObject *entry = json_object_new ();
+      json_object_set_string_member (entry, "rule", match->rule);
+      json_object_set_string_member (entry, "field", match->field);
+      json_object_set_string_member (entry, "text", match->text);
+      json_array_add_object_element (matches, entry);
+    }
+  json_object_set_array_member (object, "matches", matches);
+  JsonArray *tags = json_array_new ();
+  for (char **tag = result->tags; tag != NULL && *tag != NULL; tag++)
+    json_array_add_string_element (tags, *tag);
+  json_object_set_array_member (object, "tags", tags);
+  json_object_set_member (object, "priority", string_or_null (result->priority));
+  json_object_set_member (object, "team", string_or_null (result->team));
+  json_object_set_string_member (object, "template_language", template_language);
+  json_object_set_string_member (object, "template_language_source",
+                                 tm_language_source_name (template_source));
+  json_object_set_member (object, "autoreply_suppressed_by",
+                          string_or_null (result->suppress_autoreply ? result->suppressed_by : NULL));
+  return json_node_init_object (json_node_alloc (), object);
+}
+
+static void
+print_rule_test_text (const char *language, const char *language_origin,
+                      const TmRuleResult *result, const char *template_language,
+                      TmLanguageSource template_source, guint rule_count)
+{
+  printf ("Language:          %s (%s)\n", language, language_origin);
+  printf ("Rules:             %u, %u matched\n", rule_count, result->matches->len);
+  for (guint i = 0; i < result->matches->len; i++)
+    {
+      const TmRuleMatch *match = g_ptr_array_index (result->matches, i);
+      printf ("  [rule %s] %s: \"%s\"\n", match->rule, match->field, match->text);
+    }
+  g_autofree char *tags = result->tags != NULL ? g_strjoinv (", ", result->tags) : g_strdup ("");
+  printf ("Tags:              %s\n", *tags != '\0' ? tags : "-");
+  printf ("Priority:          %s\n", result->priority != NULL ? result->priority : "- (normal)");
+  printf ("Team:              %s\n", result->team != NULL ? result->team : "- (the queue's)");
+  printf ("Template language: %s (%s)\n", template_language,
+          tm_language_source_name (template_source));
+  if (result->suppress_autoreply)
+    printf ("Acknowledgement:   suppressed by [rule %s]\n",
+            result->suppressed_by != NULL ? result->suppressed_by : "?");
+  else
+    printf ("Acknowledgement:   not suppressed by rules\n");
+}
+
+static int
+command_rules_test (Tool *tool, int argc, char **argv)
+{
+  gboolean json = FALSE;
+  g_autofree char *language_option = NULL, *queue_name = NULL;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+    { "language", 0, 0, G_OPTION_ARG_STRING, &language_option, "Take this as the mail's language instead of detecting it", "LANG" },
+    { "queue", 0, 0, G_OPTION_ARG_STRING, &queue_name, "Use this queue's default language (default: the first queue)", "NAME" },
+    { NULL, 0, 0, 0, NULL, NULL, NULL },
+  };
+  if (!parse_command_options ("rules test", "FILE|-", entries, &argc, &argv))
+    return EX_USAGE;
+  if (argc != 2)
+    return fail (EX_USAGE, "rules test needs exactly one message file (or - for standard input)");
+
+  const TmConfig *config = tool->config;
+  const TmQueue *queue = NULL;
+  if (queue_name != NULL)
+    {
+      queue = tm_config_queue_by_name (config, queue_name);
+      if (queue == NULL)
+        return fail (EX_USAGE, "--queue: there is no [queue %s]", queue_name);
+    }
+  else if (config->queues->len > 0)
+    queue = g_ptr_array_index (config->queues, 0);
+  else
+    return fail (EX_CONFIG, "the configuration has no queue, so no default language");
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GByteArray) raw = NULL;
+  if (!read_input (argv[1], &raw, &error))
+    return fail (EX_NOINPUT, "%s", error->message);
+  /* The rules see what the daemon would see: the mail cut to its limits. */
+  gsize original_size = raw->len;
+  gboolean truncated = cut_to_milter_limits (raw, config);
+
+  tm_message_library_init ();
+  TmParseOptions parse_options = {
+    .fallback_charsets = (const char *const *) config->fallback_charsets,
+    .truncated = truncated,
+    .original_size = truncated ? original_size : 0,
+  };
+  TmMessage *message = tm_message_parse ((const char *) raw->data, raw->len, &parse_options);
+
+  /* The language as the pipeline chooses it for a new ticket, before any
+   * rule has had its say; --language stands in for detection. */
+  const char *const *available = tm_template_set_languages (config->templates, "ack");
+  TmLanguageSource language_source = TM_LANGUAGE_FROM_RULE;
+  g_autofree char *language = NULL;
+  if (language_option != NULL)
+    language = g_ascii_strdown (language_option, -1);
+  else
+    language = tm_language_choose (NULL, message->content_language, message->subject,
+                                   message->body_text, available, queue->language,
+                                   &language_source);
+
+  TmRuleResult result;
+  tm_rules_apply (config->rules, message, language, &result);
+
+  /* A rule's template_language counts only when templates exist for it;
+   * otherwise the usual order decides, as for the acknowledgement itself. */
+  TmLanguageSource template_source;
+  g_autofree char *template_language
+    = tm_language_choose (result.template_language, message->content_language,
+                          message->subject, message->body_text, available, queue->language,
+                          &template_source);
+
+  if (json)
+    {
+      g_autoptr (JsonNode) node = rule_test_to_json (language, &result, template_language,
+                                                     template_source);
+      g_autofree char *text = tm_json_to_string (node, TRUE);
+      fputs (text, stdout);
+    }
+  else
+    print_rule_test_text (language, language_option != NULL ? "--language"
+                          : tm_language_source_name (language_source),
+                          &result, template_language, template_source,
+                          tm_rule_set_count (config->rules));
+  for (guint i = 0; i < message->warnings->len; i++)
+    fprintf (stderr, "ticketctl: warning: %s\n", (const char *) g_ptr_array_index (message->warnings, i));
+  tm_rule_result_clear (&result);
+  tm_message_free (&message);
+  return 0;
+}
+
+static int
+command_rules (Tool *tool, int argc, char **argv)
+{
+  if (argc < 2)
+    return fail (EX_USAGE, "rules needs a subcommand: test");
+  if (strcmp (argv[1], "test") == 0)
+    return command_rules_test (tool, argc - 1, argv + 1);
+  return fail (EX_USAGE, "unknown rules subcommand \"%s\" (there is only: test)", argv[1]);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -537,6 +713,8 @@ main (int argc, char **argv)
     status = command_show (&tool, command_argc, command_argv);
   else if (strcmp (command, "outbox") == 0)
     status = command_outbox (&tool, command_argc, command_argv);
+  else if (strcmp (command, "rules") == 0)
+    status = command_rules (&tool, command_argc, command_argv);
   else
     {
       usage (stderr);

@@ -17,4 +17,4 @@ tm.check(mt.eom_check(conn, MT_HDRCHANGE, "Subject", tm.value("[Ticket#1] Refund
 mt.disconnect(conn)
 
 tm.check(tm.sql("SELECT count(*) FROM tickets") == "1", "the retry made a second ticket")
-tm.check(tm.sql("SELECT count(*) FROM messages") == "1", "the retry was stored twice")
+tm.check(tm.sql("SELECT count(*) FROM messages WHERE direction <> 'autoreply'") == "1", "the retry was stored twice")

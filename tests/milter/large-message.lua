@@ -42,6 +42,6 @@ tm.check(mt.eom_check(conn, MT_HDRCHANGE, "Subject", tm.value("[Ticket#1] A very
 mt.disconnect(conn)
 
 local stored = tm.sql("SELECT truncated || ' ' || size || ' ' || mta_queue_id || ' '"
-                      .. " || coalesce(message_id, '-') FROM messages")
+                      .. " || coalesce(message_id, '-') FROM messages WHERE direction = 'customer'")
 local expected = "1 " .. size .. " BIG0001 -"
 tm.check(stored == expected, "stored as '" .. stored .. "', expected '" .. expected .. "'")
