@@ -126,6 +126,10 @@ path = $work/tickets.db
 synchronous = $synchronous
 [templates]
 dir = $top_srcdir/templates
+# Acknowledgements go back into this Postfix, which discards them. All mails
+# come from one sender, so the per-sender limit lets one through per hour.
+[smtp]
+url = smtp://127.0.0.1:$port
 [queue support]
 address = support@example.test
 tag_prefix = Ticket
