@@ -1,12 +1,13 @@
 #!/bin/bash
 # bench/ack-latency.sh - from end of message to the acknowledgement accepted.
 #
-#   bench/ack-latency.sh [-n MAILS] [-s SESSIONS] [-k]
+#   bench/ack-latency.sh [-n MAILS] [-s SESSIONS] [-w WAIT] [-k]
 #
 # One private Postfix (tests/postfix-lib.sh) on 127.0.0.1 hands MAILS mails
 # (default 500) sent by smtp-source over SESSIONS parallel sessions (default
-# 5) to ticket-milter; every mail opens a ticket and is acknowledged (the
-# per-sender limit is off), and the outbox worker hands each acknowledgement
+# 5; with -w each session waits WAIT between mails, e.g. 50ms) to
+# ticket-milter; every mail opens a ticket and is acknowledged (the
+# per-sender limit is off), and the outbox workers hand each acknowledgement
 # back to the same Postfix over SMTP, which delivers it to a maildir.
 # ticket-milter logs, for each delivered acknowledgement, "sent after X ms":
 # the time from the moment the pipeline queued it (at end of message, inside
@@ -22,11 +23,12 @@ export top_srcdir top_builddir
 . "$top_srcdir/tests/postfix-lib.sh"
 trap - EXIT
 
-mails=500 sessions=5
-while getopts "n:s:k" opt; do
+mails=500 sessions=5 wait=
+while getopts "n:s:w:k" opt; do
   case $opt in
     n) mails=$OPTARG ;;
     s) sessions=$OPTARG ;;
+    w) wait=$OPTARG ;;
     k) export TM_KEEP_TMP=1 ;;
     *) sed -n '3,4p' "$0" >&2; exit 2 ;;
   esac
@@ -85,7 +87,7 @@ msg=$work/mail.txt
   for _ in $(seq 40); do printf 'مرحبا، لم تصل فاتورتي لشهر أكتوبر. Hello, my invoice did not arrive.\n'; done
 } > "$msg"
 
-"$SMTP_SOURCE" -4 -s "$sessions" -m "$mails" -F "$msg" -f customer@example.test \
+"$SMTP_SOURCE" -4 -s "$sessions" -m "$mails" ${wait:+-w "$wait"} -F "$msg" -f customer@example.test \
   -t support@example.test -M client.example.net "127.0.0.1:$port" 2> "$work/smtp-source.err"
 # Every acknowledgement delivered (or 120 s).
 i=0

@@ -87,6 +87,7 @@ static const KeySpec smtp_keys[] = {
   { "retry_min", KEY_DURATION, FIELD (smtp_retry_min_s) },
   { "retry_max", KEY_DURATION, FIELD (smtp_retry_max_s) },
   { "give_up_after", KEY_DURATION, FIELD (smtp_give_up_after_s) },
+  { "workers", KEY_UINT, FIELD (smtp_workers) },
   { NULL, 0, 0 },
 };
 
@@ -229,6 +230,7 @@ tm_config_new_default (void)
   config->smtp_retry_min_s = 60;
   config->smtp_retry_max_s = 60 * 60;
   config->smtp_give_up_after_s = 5 * 24 * 60 * 60;
+  config->smtp_workers = 4;
 
   config->template_dir = g_strdup (TEMPLATEDIR);
 
@@ -951,6 +953,12 @@ finish_loading (TmConfig *config, const char *file, GError **error)
 {
   if (config->queues->len == 0)
     g_ptr_array_add (config->queues, queue_new_default ("support"));
+  if (config->smtp_workers < 1 || config->smtp_workers > 64)
+    {
+      set_value_error (error, file, "smtp", "workers", "%u is not between 1 and 64",
+                       config->smtp_workers);
+      return FALSE;
+    }
   for (char **sender = config->no_reply_senders; *sender != NULL; sender++)
     {
       char *lower = g_ascii_strdown (*sender, -1);

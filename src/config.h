@@ -20,6 +20,7 @@
  *            verify_peer [yes]  ca_file [system]  username [none: no AUTH]
  *            password  helo_name [libcurl's]  connect_timeout [10s]
  *            timeout [60s]  retry_min [1m]  retry_max [1h]  give_up_after [5d]
+ *            workers [4] (1..64: acknowledgements delivered at once)
  *   [parser] fallback_charsets [UTF-8;windows-1256]
  *   [templates] dir [DATADIR/ticket-milter/templates]
  *   [autoreply] spam_header [X-Spam-Flag]  spam_value [yes] (first word,
@@ -129,6 +130,7 @@ typedef struct {
   guint smtp_retry_max_s;    /* the backoff doubles up to this */
   guint smtp_give_up_after_s; /* a mail still undelivered this long after it was
                                  queued is marked failed */
+  guint smtp_workers;        /* delivery threads, each with its own connection */
 
   char *template_dir;
   TmTemplateSet *templates;  /* loaded from template_dir by tm_config_load */

@@ -1,10 +1,13 @@
 /* outbox.c - deliver the outbox, one mail at a time, in a thread of its own.
  *
- * The loop: find the pending mail due first (one short read), deliver it
- * without holding any lock, record the outcome in one short transaction;
- * when nothing is due, sleep until the earliest next attempt, a wake-up from
- * the milter, or a stop. One mail at a time is enough for a desk (a few
- * acknowledgements per second at most) and keeps the MTA's load polite.
+ * [smtp] workers threads (default 4), each with its own database
+ * connection, run the same loop: read the pending mails that are due (one
+ * short read), take the first that no other worker is delivering (a set of
+ * ids in flight, under the outbox's mutex), deliver it without holding any
+ * lock, record the outcome in one short transaction; when nothing is due,
+ * sleep until the earliest next attempt, a wake-up from the milter, or a
+ * stop. Several workers keep a burst of new tickets from queueing behind one
+ * SMTP conversation at a time (each costs the MTA a full transaction).
  *
  * A store error (database locked past the busy timeout, disk full) is
  * logged and the loop waits and tries again: the rows stay pending.
@@ -22,15 +25,26 @@
  * error; a wake-up cuts either short. */
 #define IDLE_WAIT_S 60
 #define STORE_ERROR_WAIT_S 5
+/* How many due mails one look at the outbox reads; a worker takes the first
+ * one no other worker has. */
+#define DUE_BATCH 32
+
+typedef struct TmOutboxWorker TmOutboxWorker;
 
 struct TmOutbox {
   const TmConfig *config;    /* borrowed */
-  TmStore *store;            /* the worker's own connection */
-  GThread *thread;
-  GMutex lock;               /* guards wake_pending and stopping */
+  GPtrArray *workers;        /* of TmOutboxWorker* */
+  GMutex lock;               /* guards wakes, stopping and in_flight */
   GCond cond;
-  gboolean wake_pending;
+  guint wakes;               /* wake-ups not yet taken by a worker */
   gboolean stopping;
+  GHashTable *in_flight;     /* ids (gint64*) being delivered right now */
+};
+
+struct TmOutboxWorker {
+  TmOutbox *outbox;
+  TmStore *store;            /* this worker's own connection */
+  GThread *thread;
 };
 
 guint
@@ -49,10 +63,11 @@ wait_for_work (TmOutbox *outbox, gint64 seconds)
 {
   g_mutex_lock (&outbox->lock);
   gint64 deadline = g_get_monotonic_time () + seconds * G_USEC_PER_SEC;
-  while (!outbox->wake_pending && !outbox->stopping && seconds > 0)
+  while (outbox->wakes == 0 && !outbox->stopping && seconds > 0)
     if (!g_cond_wait_until (&outbox->cond, &outbox->lock, deadline))
       break;
-  outbox->wake_pending = FALSE;
+  if (outbox->wakes > 0)
+    outbox->wakes--;
   gboolean go_on = !outbox->stopping;
   g_mutex_unlock (&outbox->lock);
   return go_on;
@@ -67,34 +82,35 @@ event_kind (TmSmtpResult result)
 /* Records one attempt's outcome: the row, and on a final outcome an event on
  * the ticket, in one transaction. */
 static gboolean
-record_outcome (TmOutbox *outbox, const TmOutboxMail *mail, TmSmtpResult result,
+record_outcome (TmOutboxWorker *worker, const TmOutboxMail *mail, TmSmtpResult result,
                 gboolean give_up, gint64 next_attempt_at, const char *detail,
                 GError **error)
 {
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
-  if (!tm_store_begin (outbox->store, error))
+  TmStore *store = worker->store;
+  if (!tm_store_begin (store, error))
     return FALSE;
   gboolean ok;
   gboolean final = result == TM_SMTP_SENT || result == TM_SMTP_PERMANENT || give_up;
   if (result == TM_SMTP_SENT)
-    ok = tm_store_outbox_mark_sent (outbox->store, mail->id, now, detail, error);
+    ok = tm_store_outbox_mark_sent (store, mail->id, now, detail, error);
   else if (final)
-    ok = tm_store_outbox_mark_failed (outbox->store, mail->id, now, detail, error);
+    ok = tm_store_outbox_mark_failed (store, mail->id, now, detail, error);
   else
-    ok = tm_store_outbox_mark_retry (outbox->store, mail->id, next_attempt_at, detail, error);
+    ok = tm_store_outbox_mark_retry (store, mail->id, next_attempt_at, detail, error);
   if (ok && final)
     {
       g_autofree char *event_detail = g_strdup_printf ("%s to %s: %s", mail->kind,
                                                        mail->recipient, detail);
-      ok = tm_store_add_event (outbox->store, mail->ticket_id, 0, event_kind (result), now,
+      ok = tm_store_add_event (store, mail->ticket_id, 0, event_kind (result), now,
                                event_detail, error);
     }
   if (!ok)
     {
-      tm_store_rollback (outbox->store);
+      tm_store_rollback (store);
       return FALSE;
     }
-  return tm_store_commit (outbox->store, error);
+  return tm_store_commit (store, error);
 }
 
 static TmSmtpOptions
@@ -115,8 +131,9 @@ smtp_options (const TmConfig *config)
 }
 
 static void
-deliver (TmOutbox *outbox, const TmOutboxMail *mail)
+deliver (TmOutboxWorker *worker, const TmOutboxMail *mail)
 {
+  TmOutbox *outbox = worker->outbox;
   const TmConfig *config = outbox->config;
   TmSmtpOptions options = smtp_options (config);
   g_autofree char *detail = NULL;
@@ -165,7 +182,7 @@ deliver (TmOutbox *outbox, const TmOutboxMail *mail)
   for (;;)
     {
       g_autoptr (GError) error = NULL;
-      if (record_outcome (outbox, mail, result, give_up, now + delay, recorded, &error))
+      if (record_outcome (worker, mail, result, give_up, now + delay, recorded, &error))
         return;
       tm_log_mail (LOG_ERR, queue_id, "outbox: cannot record the outcome of %s %"
                    G_GINT64_FORMAT ": %s; trying again", mail->kind, mail->id, error->message);
@@ -174,26 +191,71 @@ deliver (TmOutbox *outbox, const TmOutboxMail *mail)
     }
 }
 
+/* Reads the due mails and takes the first that no other worker is
+ * delivering, or NULL (with *due_count how many were due). The read happens
+ * under the outbox's mutex, which a worker also needs to give a mail back
+ * after committing its outcome: so a mail seen pending here is either still
+ * pending or still in flight, and never delivered twice. The caller gives
+ * the mail back with release_mail(). */
+static TmOutboxMail *
+take_mail (TmOutboxWorker *worker, gint64 now, guint *due_count, gint64 *earliest,
+           GError **error)
+{
+  TmOutbox *outbox = worker->outbox;
+  TmOutboxMail *taken = NULL;
+  g_mutex_lock (&outbox->lock);
+  g_autoptr (GPtrArray) mails = tm_store_outbox_due (worker->store, now, DUE_BATCH, earliest,
+                                                     error);
+  *due_count = mails != NULL ? mails->len : 0;
+  for (guint i = 0; mails != NULL && i < mails->len && taken == NULL; i++)
+    {
+      TmOutboxMail *mail = g_ptr_array_index (mails, i);
+      if (!g_hash_table_contains (outbox->in_flight, &mail->id))
+        {
+          taken = g_ptr_array_steal_index (mails, i);
+          g_hash_table_add (outbox->in_flight, g_memdup2 (&taken->id, sizeof taken->id));
+        }
+    }
+  g_mutex_unlock (&outbox->lock);
+  return taken;
+}
+
+static void
+release_mail (TmOutbox *outbox, const TmOutboxMail *mail)
+{
+  g_mutex_lock (&outbox->lock);
+  g_hash_table_remove (outbox->in_flight, &mail->id);
+  g_mutex_unlock (&outbox->lock);
+}
+
 static gpointer
 worker_main (gpointer data)
 {
-  TmOutbox *outbox = data;
+  TmOutboxWorker *worker = data;
+  TmOutbox *outbox = worker->outbox;
   for (;;)
     {
       g_autoptr (GError) error = NULL;
-      g_autoptr (TmOutboxMail) mail = NULL;
       gint64 earliest = 0;
       gint64 now = g_get_real_time () / G_USEC_PER_SEC;
       gint64 wait_s;
-      if (!tm_store_outbox_next_due (outbox->store, now, &mail, &earliest, &error))
+      guint due = 0;
+      g_autoptr (TmOutboxMail) mail = take_mail (worker, now, &due, &earliest, &error);
+      if (error != NULL)
         {
           tm_log (LOG_ERR, "outbox: cannot read the outbox: %s", error->message);
           wait_s = STORE_ERROR_WAIT_S;
         }
-      else if (mail != NULL)
+      else if (due > 0)
         {
-          deliver (outbox, mail);
-          wait_s = 0;
+          if (mail != NULL)
+            {
+              deliver (worker, mail);
+              release_mail (outbox, mail);
+              wait_s = 0;
+            }
+          else
+            wait_s = 1;      /* every due mail is with another worker */
         }
       else
         wait_s = earliest != 0 ? CLAMP (earliest - now, 1, IDLE_WAIT_S) : IDLE_WAIT_S;
@@ -201,6 +263,14 @@ worker_main (gpointer data)
         break;
     }
   return NULL;
+}
+
+static void
+worker_free (gpointer data)
+{
+  TmOutboxWorker *worker = data;
+  tm_store_close (&worker->store);
+  g_free (worker);
 }
 
 TmOutbox *
@@ -212,21 +282,37 @@ tm_outbox_start (const TmConfig *config, GError **error)
     .synchronous_full = config->synchronous_full,
     .create = FALSE,
   };
-  TmStore *store = tm_store_open (config->store_path, &options, error);
-  if (store == NULL)
-    return NULL;
   TmOutbox *outbox = g_new0 (TmOutbox, 1);
   outbox->config = config;
-  outbox->store = store;
+  outbox->workers = g_ptr_array_new_with_free_func (worker_free);
+  outbox->in_flight = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   g_mutex_init (&outbox->lock);
   g_cond_init (&outbox->cond);
-  /* The thread starts with every signal blocked: libmilter waits for
+  for (guint i = 0; i < config->smtp_workers; i++)
+    {
+      TmOutboxWorker *worker = g_new0 (TmOutboxWorker, 1);
+      worker->outbox = outbox;
+      worker->store = tm_store_open (config->store_path, &options, error);
+      if (worker->store == NULL)
+        {
+          g_free (worker);
+          tm_outbox_stop (&outbox);
+          return NULL;
+        }
+      g_ptr_array_add (outbox->workers, worker);
+    }
+  /* The threads start with every signal blocked: libmilter waits for
    * SIGTERM, SIGHUP and SIGINT in a thread of its own (sigwait), which works
    * only when no other thread can receive them. */
   sigset_t all, previous;
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &previous);
-  outbox->thread = g_thread_new ("outbox", worker_main, outbox);
+  for (guint i = 0; i < outbox->workers->len; i++)
+    {
+      TmOutboxWorker *worker = g_ptr_array_index (outbox->workers, i);
+      g_autofree char *name = g_strdup_printf ("outbox-%u", i);
+      worker->thread = g_thread_new (name, worker_main, worker);
+    }
   pthread_sigmask (SIG_SETMASK, &previous, NULL);
   return outbox;
 }
@@ -237,7 +323,9 @@ tm_outbox_wake (TmOutbox *outbox)
   if (outbox == NULL)
     return;
   g_mutex_lock (&outbox->lock);
-  outbox->wake_pending = TRUE;
+  /* Bounded: more pending wake-ups than workers would only spin them. */
+  if (outbox->wakes < outbox->workers->len)
+    outbox->wakes++;
   g_cond_signal (&outbox->cond);
   g_mutex_unlock (&outbox->lock);
 }
@@ -250,10 +338,16 @@ tm_outbox_stop (TmOutbox **outbox_ptr)
     return;
   g_mutex_lock (&outbox->lock);
   outbox->stopping = TRUE;
-  g_cond_signal (&outbox->cond);
+  g_cond_broadcast (&outbox->cond);
   g_mutex_unlock (&outbox->lock);
-  g_thread_join (outbox->thread);
-  tm_store_close (&outbox->store);
+  for (guint i = 0; i < outbox->workers->len; i++)
+    {
+      TmOutboxWorker *worker = g_ptr_array_index (outbox->workers, i);
+      if (worker->thread != NULL)
+        g_thread_join (worker->thread);
+    }
+  g_ptr_array_unref (outbox->workers);
+  g_hash_table_unref (outbox->in_flight);
   g_mutex_clear (&outbox->lock);
   g_cond_clear (&outbox->cond);
   g_free (outbox);

@@ -1,8 +1,9 @@
-/* outbox.h - the worker thread that delivers the desk's own mail.
+/* outbox.h - the worker threads that deliver the desk's own mail.
  *
  * The pipeline writes each acknowledgement into the outbox table in the same
- * transaction as its ticket; this worker, a thread of the daemon with its
- * own database connection, hands each one to the MTA with libcurl SMTP
+ * transaction as its ticket; the workers ([smtp] workers threads of the
+ * daemon, each with its own database connection, never two on one mail)
+ * hand each one to the MTA with libcurl SMTP
  * (smtp_client.h) and records the outcome:
  *   accepted          status sent, event "ack-sent" on the ticket
  *   temporary failure attempts + 1, next attempt after a backoff that starts
@@ -33,7 +34,7 @@
 
 typedef struct TmOutbox TmOutbox;  /* opaque */
 
-/* Opens its own connection to config->store_path and starts the thread.
+/* Opens one connection to config->store_path per worker and starts them.
  * CONFIG must outlive the worker. NULL with *error when the store cannot be
  * opened. */
 TmOutbox *tm_outbox_start (const TmConfig *config, GError **error) G_GNUC_WARN_UNUSED_RESULT;
@@ -41,7 +42,7 @@ TmOutbox *tm_outbox_start (const TmConfig *config, GError **error) G_GNUC_WARN_U
 /* Thread-safe and cheap: there may be new mail to deliver. NULL is fine. */
 void tm_outbox_wake (TmOutbox *outbox);
 
-/* Stops the thread, closes the connection, clears the caller's pointer. */
+/* Stops the threads, closes their connections, clears the caller's pointer. */
 void tm_outbox_stop (TmOutbox **outbox);
 
 /* The delay before attempt number ATTEMPTS + 1 after ATTEMPTS failures:

@@ -297,7 +297,7 @@ static const char *const statement_sql[N_STATEMENTS] = {
   [STMT_OUTBOX_NEXT_DUE] =
     "SELECT " OUTBOX_COLUMNS " FROM outbox"
     " WHERE status = 'pending' AND next_attempt_at <= ?1"
-    " ORDER BY next_attempt_at, id LIMIT 1",
+    " ORDER BY next_attempt_at, id LIMIT ?2",
   [STMT_OUTBOX_EARLIEST] =
     "SELECT min (next_attempt_at) FROM outbox WHERE status = 'pending'",
   [STMT_OUTBOX_SENT] =
@@ -1191,33 +1191,31 @@ outbox_mail_from_row (sqlite3_stmt *stmt)
   return mail;
 }
 
-gboolean
-tm_store_outbox_next_due (TmStore *store, gint64 now, TmOutboxMail **mail,
-                          gint64 *earliest, GError **error)
+GPtrArray *
+tm_store_outbox_due (TmStore *store, gint64 now, guint limit, gint64 *earliest, GError **error)
 {
-  g_return_val_if_fail (store != NULL && mail != NULL && earliest != NULL, FALSE);
-  *mail = NULL;
+  g_return_val_if_fail (store != NULL && earliest != NULL && limit > 0, NULL);
   *earliest = 0;
   gboolean own_transaction;
   if (!read_begin (store, &own_transaction, error))
-    return FALSE;
+    return NULL;
   sqlite3_stmt *stmt = statement (store, STMT_OUTBOX_NEXT_DUE);
   bind_int64 (stmt, 1, now);
-  gboolean ok = TRUE;
-  int rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
-    *mail = outbox_mail_from_row (stmt);
-  else if (rc != SQLITE_DONE)
-    {
-      set_sqlite_error (store, rc, "read the outbox", error);
-      ok = FALSE;
-    }
+  bind_int64 (stmt, 2, limit);
+  g_autoptr (GPtrArray) mails
+    = g_ptr_array_new_with_free_func ((GDestroyNotify) tm_outbox_mail_free);
+  int rc;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (mails, outbox_mail_from_row (stmt));
+  gboolean ok = rc == SQLITE_DONE;
+  if (!ok)
+    set_sqlite_error (store, rc, "read the outbox", error);
   release (stmt);
-  if (ok && *mail == NULL)
+  if (ok && mails->len == 0)
     ok = query_int64 (store, statement (store, STMT_OUTBOX_EARLIEST), "read the outbox",
                       earliest, error);
   read_end (store, own_transaction);
-  return ok;
+  return ok ? g_steal_pointer (&mails) : NULL;
 }
 
 static gboolean

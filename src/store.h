@@ -197,10 +197,12 @@ gboolean tm_store_outbox_add (TmStore *store, TmOutboxMail *mail, GError **error
  * status, any ticket), or 0. */
 gboolean tm_store_outbox_last_to (TmStore *store, const char *queue, const char *recipient,
                                   gint64 *created_at, GError **error);
-/* The pending mail due first with next_attempt_at <= NOW, or *mail NULL and
- * *earliest the next_attempt_at of the earliest pending mail (0: none). */
-gboolean tm_store_outbox_next_due (TmStore *store, gint64 now, TmOutboxMail **mail,
-                                   gint64 *earliest, GError **error);
+/* Up to LIMIT pending mails with next_attempt_at <= NOW, the most overdue
+ * first (GPtrArray of TmOutboxMail* that frees them); when there are none,
+ * *earliest is the next_attempt_at of the earliest pending mail (0: none).
+ * NULL with *error on failure. */
+GPtrArray *tm_store_outbox_due (TmStore *store, gint64 now, guint limit, gint64 *earliest,
+                                GError **error);
 /* Inside a transaction: the outcome of one delivery attempt (attempts + 1).
  * Each fails when the mail is no longer pending. */
 gboolean tm_store_outbox_mark_sent (TmStore *store, gint64 mail_id, gint64 at,
