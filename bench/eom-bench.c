@@ -6,13 +6,16 @@
  * maximum time per mail and the mails per second of one thread.
  *
  *   bench/eom-bench [--mails N] [--synchronous full|normal] [--replies PERCENT]
- *                   [--prefill N] [FILE.eml ...]
+ *                   [--prefill N] [--rules N] [FILE.eml ...]
  *
  * With no files it uses a built-in 4 KB customer mail; files are used in
  * turn, each copy given a Message-ID of its own so that none is a retry. A share of the mails
  * (--replies, default 30%) are replies carrying the tag of an earlier ticket,
  * so threading lookups are measured too. --prefill N stores N tickets first
- * (for the cost of a large database). The libmilter protocol round trips are
+ * (for the cost of a large database). --rules N writes N synthetic keyword
+ * rules into the configuration (see synthetic_rules), compiled once at load
+ * as the daemon does; the pipeline applies them to every mail that opens a
+ * ticket (replies to a ticket are not matched against rules). The libmilter protocol round trips are
  * not in these figures: bench/run-postfix.sh measures the whole path.
  */
 #include <glib.h>
@@ -53,10 +56,102 @@ builtin_mail (void)
   return g_string_free (mail, FALSE);
 }
 
+/* Words and phrases a desk might list, in English, Arabic and Persian. A few
+ * occur in the built-in mail, so some rules match, as in real traffic. */
+static const char *const english_words[] = {
+  "invoice", "refund", "payment", "receipt", "chargeback", "overcharged", "billing",
+  "delivery", "shipping", "parcel", "tracking number", "not arrived", "damaged",
+  "broken", "password", "log in", "locked out", "account", "cancel", "subscription",
+  "upgrade", "downgrade", "warranty", "return", "exchange", "discount", "coupon",
+  "urgent", "asap", "complaint", "lawyer", "gdpr", "delete my data", "unsubscribe",
+  "outage", "error 500", "crash", "bug", "feature request", "api key", "integration",
+  "thanks", "order status", "wrong item", "missing item", "late", "invoice copy",
+};
+static const char *const arabic_words[] = {
+  "فاتورة", "الفاتورة", "فواتير", "استرداد", "استرجاع", "الدفع", "دفع", "إيصال",
+  "التوصيل", "الشحن", "شحنة", "لم يصل", "لم تصل", "رقم التتبع", "تالف", "مكسور",
+  "كلمة المرور", "تسجيل الدخول", "الحساب", "إلغاء", "الاشتراك", "ترقية", "الضمان",
+  "إرجاع", "استبدال", "خصم", "عاجل", "شكوى", "حذف بياناتي", "عطل", "خطأ",
+  "طلبي", "منتج خاطئ",
+};
+static const char *const persian_words[] = {
+  "فاکتور", "صورتحساب", "بازپرداخت", "پرداخت", "رسید", "ارسال", "مرسوله", "بسته",
+  "کد رهگیری", "نرسیده", "خراب", "شکسته", "رمز عبور", "ورود", "حساب کاربری", "لغو",
+  "اشتراک", "گارانتی", "مرجوعی", "تخفیف", "فوری", "شکایت", "حذف اطلاعات", "خطا",
+  "سلام", "سفارش من", "کالای اشتباه", "می‌خواهم",
+};
+static const char *const priorities[] = { "low", "high", "urgent" };
+
+static const char *
+pick (const char *const *words, gsize n_words, guint rule, guint entry)
+{
+  return words[(rule * 7 + entry * 13) % n_words];
+}
+
+/* N [rule NAME] groups: about 10% /regex/ rules, one in 20 on from, one in 20
+ * on a header, one in 40 on attachment names, the rest word and phrase lists
+ * on subject and body (4 to 8 entries, English, Arabic and Persian mixed,
+ * "match = any" when both); each tags, one in four sets a priority. No
+ * team, autoreply or stop actions, so every rule is looked at for every mail. */
+static char *
+synthetic_rules (int count)
+{
+  GString *text = g_string_new (NULL);
+  for (guint r = 0; r < (guint) count; r++)
+    {
+      g_string_append_printf (text, "[rule synthetic-%u]\n", r);
+      if (r % 10 == 9)
+        {
+          if (r % 20 == 9)
+            g_string_append_printf (text, "subject = /\\b(order|ref|case)[- ]?#?%u\\d{3,}\\b/\n",
+                                    r % 9 + 1);
+          else
+            g_string_append_printf (text, "body = /\\b(ال|بال|لل)?%s[ةه]?\\b/;/شماره\\s*%u\\d+/\n",
+                                    pick (arabic_words, G_N_ELEMENTS (arabic_words), r, 0),
+                                    r % 9 + 1);
+        }
+      else if (r % 20 == 1)
+        g_string_append_printf (text, "from = vendor%u.example;billing-%u;newsletter%u\n", r, r, r);
+      else if (r % 20 == 11)
+        g_string_append_printf (text, "header.X-Mailer = bulkmail %u;campaign-%u\n", r, r);
+      else if (r % 40 == 3)
+        g_string_append_printf (text, "attachment = /\\.(exe|scr|js)$/;invoice-%u.pdf\n", r);
+      else
+        {
+          guint entries = 4 + r % 5;
+          const char *keys[] = { "subject", "body" };
+          gboolean both = r % 3 == 0;
+          guint first = both ? 0 : r % 2, last = both ? 1 : r % 2;
+          for (guint k = first; k <= last; k++)
+            {
+              g_string_append_printf (text, "%s = ", keys[k]);
+              for (guint e = 0; e < entries; e++)
+                {
+                  const char *word;
+                  switch ((r + e + k) % 3)
+                    {
+                    case 0: word = pick (english_words, G_N_ELEMENTS (english_words), r, e); break;
+                    case 1: word = pick (arabic_words, G_N_ELEMENTS (arabic_words), r, e); break;
+                    default: word = pick (persian_words, G_N_ELEMENTS (persian_words), r, e); break;
+                    }
+                  g_string_append_printf (text, "%s%s", e > 0 ? ";" : "", word);
+                }
+              g_string_append_c (text, '\n');
+            }
+          if (both)
+            g_string_append (text, "match = any\n");
+        }
+      g_string_append_printf (text, "tags = topic-%u\n", r % 37);
+      if (r % 4 == 0)
+        g_string_append_printf (text, "priority = %s\n", priorities[r % G_N_ELEMENTS (priorities)]);
+    }
+  return g_string_free (text, FALSE);
+}
+
 int
 main (int argc, char **argv)
 {
-  int mails = 5000, replies = 30, prefill = 0;
+  int mails = 5000, replies = 30, prefill = 0, rules = 0;
   g_autofree char *synchronous = g_strdup ("full");
   g_auto (GStrv) files = NULL;
   GOptionEntry entries[] = {
@@ -64,13 +159,14 @@ main (int argc, char **argv)
     { "synchronous", 0, 0, G_OPTION_ARG_STRING, &synchronous, "SQLite synchronous: full or normal", "MODE" },
     { "replies", 0, 0, G_OPTION_ARG_INT, &replies, "Percent of mails that reply to a ticket (default 30)", "PERCENT" },
     { "prefill", 0, 0, G_OPTION_ARG_INT, &prefill, "Tickets stored before timing (default 0)", "N" },
+    { "rules", 0, 0, G_OPTION_ARG_INT, &rules, "Synthetic keyword rules in the configuration (default 0)", "N" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &files, NULL, "FILE.eml..." },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
   g_autoptr (GOptionContext) context = g_option_context_new ("- time ticket-milter's end-of-message work");
   g_option_context_add_main_entries (context, entries, NULL);
   g_autoptr (GError) error = NULL;
-  if (!g_option_context_parse (context, &argc, &argv, &error) || mails <= 0 || prefill < 0
+  if (!g_option_context_parse (context, &argc, &argv, &error) || mails <= 0 || prefill < 0 || rules < 0
       || replies < 0 || replies > 100)
     {
       fprintf (stderr, "eom-bench: %s\n", error != NULL ? error->message : "bad numbers");
@@ -102,12 +198,15 @@ main (int argc, char **argv)
   g_autofree char *directory = g_dir_make_tmp ("tm-bench-XXXXXX", &error);
   g_autofree char *db = g_build_filename (directory, "tickets.db", NULL);
   g_autofree char *conf = g_build_filename (directory, "bench.conf", NULL);
+  g_autofree char *rule_text = synthetic_rules (rules);
   g_autofree char *conf_body = g_strdup_printf ("[store]\npath = %s\nsynchronous = %s\n"
-                                                "[queue support]\naddress = support@example.test\n",
-                                                db, synchronous);
+                                                "[queue support]\naddress = support@example.test\n%s",
+                                                db, synchronous, rule_text);
   g_autofree char *conf_text = tm_test_config_text (conf_body);
   g_file_set_contents (conf, conf_text, -1, NULL);
+  gint64 load_start = g_get_monotonic_time ();
   TmConfig *config = tm_config_load (conf, TRUE, &error);
+  gint64 load_us = g_get_monotonic_time () - load_start;
   if (config == NULL)
     {
       fprintf (stderr, "eom-bench: %s\n", error->message);
@@ -126,6 +225,7 @@ main (int argc, char **argv)
   gint64 *elapsed = g_new (gint64, mails);
   gint64 last_ticket = 0;
   GRand *rand = g_rand_new_with_seed (42);
+  guint64 rule_tickets = 0, rule_matches = 0;  /* new tickets the rules ran on, and their matches */
 
   for (int round = 0; round < prefill + mails; round++)
     {
@@ -151,6 +251,11 @@ main (int argc, char **argv)
           return 1;
         }
       last_ticket = decision->ticket_id;
+      if (round >= prefill && decision->rules.matches != NULL)
+        {
+          rule_tickets++;
+          rule_matches += decision->rules.matches->len;
+        }
       if (round >= prefill)
         elapsed[round - prefill] = end - start;
       tm_decision_free (&decision);
@@ -162,11 +267,15 @@ main (int argc, char **argv)
   gint64 total = 0;
   for (int i = 0; i < mails; i++)
     total += elapsed[i];
-  printf ("mails=%d prefill=%d synchronous=%s replies=%d%%\n", mails, prefill, synchronous, replies);
+  printf ("mails=%d prefill=%d synchronous=%s replies=%d%% rules=%u\n", mails, prefill, synchronous,
+          replies, tm_rule_set_count (config->rules));
   printf ("eom_ms median=%.3f p90=%.3f p99=%.3f max=%.3f mean=%.3f\n",
           elapsed[mails / 2] / 1000.0, elapsed[mails * 90 / 100] / 1000.0,
           elapsed[mails * 99 / 100] / 1000.0, elapsed[mails - 1] / 1000.0,
           (double) total / mails / 1000.0);
+  printf ("config_load_ms=%.3f rules_applied=%" G_GUINT64_FORMAT " matches_per_applied=%.2f\n",
+          load_us / 1000.0, rule_tickets,
+          rule_tickets > 0 ? (double) rule_matches / (double) rule_tickets : 0.0);
   printf ("mails_per_second_one_thread=%.0f\n", mails / (total / 1e6));
 
   g_free (elapsed);

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/cli/ticketctl.sh - ticketctl simulate, list and show, driven as an admin would,
+# tests/cli/ticketctl.sh - ticketctl simulate, list, show and rules test, driven as an admin would,
 # with good and broken input. Needs jq to read the JSON.
 . "$top_srcdir/tests/lib.sh"
 
@@ -19,7 +19,7 @@ EOC
 ctl () { "$TICKETCTL" -c "$conf" "$@"; }
 msg=$TM_TEST_DATA
 
-tap_plan 27
+tap_plan 43
 
 # --- simulate, dry run ---------------------------------------------------------
 out=$(ctl simulate --rcpt support@example.test --now 2026-11-23T09:00:00+03:00 "$msg/arabic-windows-1256.eml" 2>/dev/null)
@@ -77,4 +77,80 @@ tap_is "an invalid configuration: exit 78 naming group and key" "$st $(printf '%
 printf '[store]\npath = %s/none/tickets.db\n[templates]\ndir = %s/templates\n' "$work" "$top_srcdir" > "$work/nodb.conf"
 err=$("$TICKETCTL" -c "$work/nodb.conf" list 2>&1); st=$?
 tap_is "list without a database says so" "$st $(printf '%s' "$err" | grep -c 'tickets.db')" "1 1"
+# --- rules test -------------------------------------------------------------------
+rconf=$work/rules.conf
+cat > "$rconf" <<EOC
+[store]
+path = $work/rules-state/tickets.db
+[templates]
+dir = $top_srcdir/templates
+[queue support]
+address = support@example.test
+[team billing]
+mailbox = billing@example.test
+# Billing words in three languages; a whole-line comment is fine here.
+[rule billing]
+subject = invoice;فاتورة;فاکتور
+body = invoice;فاتورة
+match = any
+tags = billing;money
+team = billing
+priority = high
+[rule order-number]
+subject = /\border\s*#?\d{5,}\b/
+tags = order
+[rule newsletter]
+from = newsletter;noreply
+autoreply = no
+tags = bulk
+[rule persian]
+language = fa
+tags = persian
+template_language = fa
+EOC
+rctl () { "$TICKETCTL" -c "$rconf" rules test "$@"; }
+mail () { # mail FROM SUBJECT BODY: a small UTF-8 mail on standard output
+  printf 'From: %s\nTo: support@example.test\nSubject: %s\nMIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding: 8bit\n\n%s\n' "$1" "$2" "$3"
+}
+mail 'Ali <ali@example.net>' 'لم تصل فاتوره شهر أكتوبر' 'مرحبا، أرجو إرسال النسخة مرة أخرى.' > "$work/ar-billing.eml"
+rctl --json "$work/ar-billing.eml" > "$work/rules.json" 2>/dev/null; st=$?
+tap_is "rules test: exit 0" "$st" 0
+tap_is "rules test: فاتوره (with heh) matches the rule's فاتورة on the subject" \
+  "$($JQ -r '.matches | map(.rule + " " + .field + " " + .text) | join(",")' "$work/rules.json")" "billing subject فاتوره"
+tap_ok "rules test --json prints every key" $JQ -e '
+  has("language") and has("matches") and has("tags") and has("priority") and has("team")
+  and has("template_language") and has("autoreply_suppressed_by")
+  and (.matches[0] | has("rule") and has("field") and has("text"))' "$work/rules.json"
+tap_is "rules test: detected language, tags, priority, team, template language" \
+  "$($JQ -r '[.language, (.tags|join(";")), .priority, .team, .template_language, (.autoreply_suppressed_by|tostring)] | join(" ")' "$work/rules.json")" \
+  "ar billing;money high billing ar null"
+rctl "$work/ar-billing.eml" > "$work/rules.txt" 2>/dev/null
+tap_ok "rules test prints the match as text" grep -q '^  \[rule billing\] subject: "فاتوره"$' "$work/rules.txt"
+tap_ok "rules test text names the team" grep -q '^Team: *billing$' "$work/rules.txt"
+mail 'Bob <bob@example.org>' 'Cannot log in' 'The page says invalid session.' > "$work/nomatch.eml"
+tap_is "rules test: a mail that matches nothing" \
+  "$(rctl --json "$work/nomatch.eml" 2>/dev/null | $JQ -r '[(.matches|length|tostring), (.tags|length|tostring), (.priority|tostring), (.team|tostring), .language] | join(" ")')" \
+  "0 0 null null en"
+mail 'Bob <bob@example.org>' 'Where is order #1234567?' 'It was due on Monday.' > "$work/order.eml"
+tap_is "rules test: a /regex/ rule matches" \
+  "$(rctl --json - < "$work/order.eml" 2>/dev/null | $JQ -r '.matches | map(.rule + " " + .field) | join(",") ')" "order-number subject"
+mail 'Bob <bob@example.org>' 'Where is order #123?' 'Too short a number for the pattern.' > "$work/order-short.eml"
+tap_is "rules test: the regex's word ends and {5,} hold" \
+  "$(rctl --json "$work/order-short.eml" 2>/dev/null | $JQ -r '.matches | length')" 0
+mail 'Shop News <newsletter@shop.example>' 'Our autumn offers' 'Big savings this week.' > "$work/news.eml"
+tap_is "rules test: autoreply = no is reported with its rule" \
+  "$(rctl --json "$work/news.eml" 2>/dev/null | $JQ -r '.autoreply_suppressed_by + " " + (.tags|join(";"))')" "newsletter bulk"
+tap_is "rules test: a language condition on a Persian mail, template language from the rule" \
+  "$(rctl --json "$msg/persian-utf8.eml" 2>/dev/null | $JQ -r '.language + " " + (.tags|join(";")) + " " + .template_language')" "fa persian fa"
+tap_is "rules test --language overrides detection" \
+  "$(rctl --json --language fa "$work/nomatch.eml" 2>/dev/null | $JQ -r '.language + " " + (.matches|map(.rule)|join(","))')" "fa persian"
+tap_is "rules test: an unknown subcommand: exit 64" "$(status_of "$TICKETCTL" -c "$rconf" rules frobnicate "$work/nomatch.eml")" 64
+tap_is "rules test: a missing mail file: exit 66" "$(status_of rctl "$work/nope.eml")" 66
+printf '[templates]\ndir = %s/templates\n[queue support]\n[rule broken]\nsubject = /(unclosed/\ntags = x\n' "$top_srcdir" > "$work/badrule.conf"
+err=$("$TICKETCTL" -c "$work/badrule.conf" rules test "$work/nomatch.eml" 2>&1); st=$?
+tap_is "a rule with an invalid regex: exit 78 naming the rule" "$st $(printf '%s' "$err" | grep -c '\[rule broken\] subject')" "78 1"
+printf '[templates]\ndir = %s/templates\n[queue support]\n[rule routing]\nsubject = refund\nteam = nosuch\n' "$top_srcdir" > "$work/badteam.conf"
+err=$("$TICKETCTL" -c "$work/badteam.conf" rules test "$work/nomatch.eml" 2>&1); st=$?
+tap_is "a rule naming an unknown team: exit 78 naming the rule and the team" \
+  "$st $(printf '%s' "$err" | grep -c '\[rule routing\] team:.*nosuch')" "78 1"
 tap_done
