@@ -5,12 +5,12 @@
  *      hostile mail never reaches the Unicode functions unchecked;
  *   2. NFKC (g_utf8_normalize), which turns presentation forms, ligatures,
  *      full-width letters and NBSP into the plain characters;
- *   3. g_utf8_casefold unless TM_NORMALIZE_KEEP_CASE ("REFUND" -> "refund",
- *      "STRASSE"/"Straße" -> "strasse");
- *   4. one pass over the characters that folds the Arabic and Persian
+ *   3. one pass over the characters that folds the Arabic and Persian
  *      spellings listed in normalize.h (yeh, kaf, alef, teh marbuta and heh
  *      goal, digits) and drops the characters that only decorate or steer
- *      text (tatweel, harakat, Quranic marks, ZWNJ/ZWJ, LRM/RLM, soft hyphen).
+ *      text (tatweel, harakat, Quranic marks, ZWNJ/ZWJ, LRM/RLM, soft hyphen);
+ *   4. case folding as g_utf8_casefold unless TM_NORMALIZE_KEEP_CASE
+ *      ("REFUND" -> "refund", "STRASSE"/"Straße" -> "strasse").
  * The folding runs after NFKC because NFKC is what turns U+FEFB into
  * lam + alef and U+FE94 into teh marbuta: the folding must see the
  * plain letters. Cost: linear in the text, about four copies of it.
@@ -20,6 +20,12 @@
  * what precedes it; see build_stable_table), and only pieces holding some
  * other character are normalised. A 256 KiB Persian body takes about 7 ms
  * instead of 35 ms.
+ *
+ * Case folding runs last (the Arabic folding and case folding commute:
+ * neither produces a character the other changes), so tm_text_fold_case
+ * can turn the KEEP_CASE form into the default one, and it skips GLib's
+ * per-character table search for ASCII and the Arabic block, which
+ * g_utf8_casefold maps to themselves (or to lower-case ASCII).
  *
  * tm_text_find_word (haystack, needle) splits the needle at white space
  * into words and looks for the first word with strstr; at each hit it
@@ -33,6 +39,10 @@
  * words. Bytes that are not valid UTF-8 (a caller that skipped
  * normalisation) count as boundaries and are never read past the NUL.
  *
+ * tm_text_word_at (haystack, offset, needle) is the check above at one
+ * place, for a caller that knows where the needle's first word stands
+ * (rules.c keeps an index of a mail's words).
+ *
  * Limits: no stemming, no plurals ("refund" does not match "refunds"), and
  * ZWNJ is dropped rather than turned into a space, so "می‌خواهم" becomes one
  * word "میخواهم" (as Persian readers see it), not "می" + "خواهم".
@@ -43,6 +53,20 @@
 #include "normalize.h"
 
 #include <string.h>
+
+/* g_utf8_get_char for valid UTF-8, with the one- and two-byte forms (all of
+ * ASCII, Arabic and Persian) decoded in line: this runs for every character
+ * of every mail. */
+static inline gunichar
+valid_char_at (const char *p)
+{
+  guchar lead = (guchar) p[0];
+  if (lead < 0x80)
+    return lead;
+  if (lead < 0xE0)
+    return ((gunichar) (lead & 0x1F) << 6) | ((guchar) p[1] & 0x3F);
+  return g_utf8_get_char (p);
+}
 
 /* The folded form of C, or 0 when C is dropped. */
 static gunichar
@@ -125,7 +149,7 @@ nfkc (const char *text)
   const char *p = text;
   for (;;)
     {
-      gunichar c = g_utf8_get_char (p);
+      gunichar c = valid_char_at (p);
       gboolean safe_point = c == 0 || is_stable (c);
       if (safe_point && segment_unstable)
         {
@@ -152,6 +176,49 @@ nfkc (const char *text)
   return g_string_free (out, FALSE);
 }
 
+/* Characters g_utf8_casefold leaves alone and that are common in mail here:
+ * the Arabic block (test-normalize.c checks the premise against GLib). */
+static gboolean
+is_caseless_fast (gunichar c)
+{
+  return c >= 0x0600 && c <= 0x06FF;
+}
+
+char *
+tm_text_fold_case (const char *text)
+{
+  g_return_val_if_fail (text != NULL, NULL);
+  g_return_val_if_fail (g_utf8_validate (text, -1, NULL), NULL);
+
+  /* g_utf8_casefold maps each character on its own, so it may be applied
+   * piecewise; ASCII and Arabic runs, most of the text, skip its per
+   * character table search. */
+  GString *out = g_string_sized_new (strlen (text) + 1);
+  const char *p = text;
+  while (*p != '\0')
+    {
+      if ((guchar) *p < 0x80)
+        {
+          g_string_append_c (out, g_ascii_tolower (*p));
+          p++;
+          continue;
+        }
+      const char *run = p;
+      while (*p != '\0' && (guchar) *p >= 0x80 && is_caseless_fast (valid_char_at (p)))
+        p = g_utf8_next_char (p);
+      if (p != run)
+        {
+          g_string_append_len (out, run, p - run);
+          continue;
+        }
+      while (*p != '\0' && (guchar) *p >= 0x80 && !is_caseless_fast (valid_char_at (p)))
+        p = g_utf8_next_char (p);
+      g_autofree char *folded = g_utf8_casefold (run, p - run);
+      g_string_append (out, folded);
+    }
+  return g_string_free (out, FALSE);
+}
+
 char *
 tm_text_normalize (const char *text, gssize length, TmNormalizeFlags flags)
 {
@@ -159,37 +226,54 @@ tm_text_normalize (const char *text, gssize length, TmNormalizeFlags flags)
 
   g_autofree char *valid = g_utf8_make_valid (text, length);
   g_autofree char *composed = nfkc (valid);
-  g_autofree char *folded = NULL;
-  const char *source = composed;
-  if ((flags & TM_NORMALIZE_KEEP_CASE) == 0)
-    source = folded = g_utf8_casefold (composed, -1);
 
-  GString *out = g_string_sized_new (strlen (source) + 1);
-  const char *p = source;
+  /* Most characters stay as they are: copy runs of them whole. */
+  GString *out = g_string_sized_new (strlen (composed) + 1);
+  const char *copied_to = composed;
+  const char *p = composed;
   while (*p != '\0')
     {
-      const char *ascii_end = p;
-      while (*ascii_end != '\0' && (guchar) *ascii_end < 0x80)
-        ascii_end++;
-      if (ascii_end != p)
+      if ((guchar) *p < 0x80)
         {
-          g_string_append_len (out, p, ascii_end - p);
-          p = ascii_end;
+          p++;
           continue;
         }
-      gunichar c = fold_char (g_utf8_get_char (p));
-      if (c != 0)
-        g_string_append_unichar (out, c);
-      p = g_utf8_next_char (p);
+      gunichar original = valid_char_at (p);
+      const char *next = g_utf8_next_char (p);
+      gunichar c = fold_char (original);
+      if (c != original)
+        {
+          g_string_append_len (out, copied_to, p - copied_to);
+          if (c != 0)
+            g_string_append_unichar (out, c);
+          copied_to = next;
+        }
+      p = next;
     }
-  return g_string_free (out, FALSE);
+  g_string_append_len (out, copied_to, p - copied_to);
+  if ((flags & TM_NORMALIZE_KEEP_CASE) != 0)
+    return g_string_free (out, FALSE);
+  /* Case folding after the Arabic folding gives the same text as before it
+   * (neither produces what the other changes; test-normalize.c checks every
+   * code point), and lets tm_text_fold_case turn the KEEP_CASE form into
+   * this one. */
+  g_autofree char *kept_case = g_string_free (out, FALSE);
+  return tm_text_fold_case (kept_case);
 }
 
 /* A letter, mark or digit: a character that continues a word. */
 static gboolean
 is_word_char (gunichar c)
 {
+  if (c < 0x80)  /* the GLib tables say the same for ASCII, at a fraction of the cost */
+    return g_ascii_isalnum ((char) c);
   return g_unichar_isalpha (c) || g_unichar_ismark (c) || g_unichar_isdigit (c);
+}
+
+gboolean
+tm_unichar_is_word (gunichar c)
+{
+  return is_word_char (c);
 }
 
 /* The character starting at P, or (gunichar) -1 when P is not valid UTF-8.
@@ -197,6 +281,8 @@ is_word_char (gunichar c)
 static gunichar
 char_at (const char *p)
 {
+  if ((guchar) *p < 0x80)
+    return (guchar) *p;
   gunichar c = g_utf8_get_char_validated (p, -1);
   return (c == (gunichar) -1 || c == (gunichar) -2) ? (gunichar) -1 : c;
 }
@@ -222,6 +308,15 @@ boundary_at (const char *position)
   return c == (gunichar) -1 || !is_word_char (c);
 }
 
+/* g_unichar_isspace, without a table look-up for ASCII. */
+static gboolean
+is_space (gunichar c)
+{
+  if (c < 0x80)
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+  return g_unichar_isspace (c);
+}
+
 /* The end of the white-space run at P (P itself when there is none). */
 static const char *
 skip_space (const char *p)
@@ -229,7 +324,7 @@ skip_space (const char *p)
   while (*p != '\0')
     {
       gunichar c = char_at (p);
-      if (c == (gunichar) -1 || !g_unichar_isspace (c))
+      if (c == (gunichar) -1 || !is_space (c))
         break;
       p = g_utf8_next_char (p);
     }
@@ -242,8 +337,15 @@ skip_word (const char *p)
 {
   while (*p != '\0')
     {
+      /* U+0100..U+07FF holds no white space: skip such a character (when
+       * it is valid) without decoding it. */
+      if ((guchar) p[0] >= 0xC4 && (guchar) p[0] <= 0xDF && ((guchar) p[1] & 0xC0) == 0x80)
+        {
+          p += 2;
+          continue;
+        }
       gunichar c = char_at (p);
-      if (c != (gunichar) -1 && g_unichar_isspace (c))
+      if (c != (gunichar) -1 && is_space (c))
         break;
       p = (c == (gunichar) -1) ? p + 1 : g_utf8_next_char (p);
     }
@@ -293,4 +395,37 @@ tm_text_find_word (const char *haystack, const char *needle)
         return hit - haystack;
     }
   return -1;
+}
+
+gboolean
+tm_text_word_at (const char *haystack, gsize offset, const char *needle)
+{
+  g_return_val_if_fail (haystack != NULL, FALSE);
+  g_return_val_if_fail (needle != NULL, FALSE);
+
+  const char *position = haystack + offset;
+  if (!boundary_before (haystack, position))
+    return FALSE;
+  /* The same steps as tm_text_find_word at one hit, without its arrays:
+   * the first word right here, each later one after a white-space run. */
+  const char *cursor = position;
+  gboolean first = TRUE;
+  for (const char *word = skip_space (needle); *word != '\0'; word = skip_space (word))
+    {
+      const char *word_end = skip_word (word);
+      gsize word_length = (gsize) (word_end - word);
+      if (!first)
+        {
+          const char *after_space = skip_space (cursor);
+          if (after_space == cursor)
+            return FALSE;
+          cursor = after_space;
+        }
+      if (strncmp (cursor, word, word_length) != 0)
+        return FALSE;
+      cursor += word_length;
+      first = FALSE;
+      word = word_end;
+    }
+  return !first && boundary_at (cursor);
 }

@@ -43,9 +43,25 @@ typedef enum {
 char *tm_text_normalize (const char *text, gssize length,
                          TmNormalizeFlags flags) G_GNUC_WARN_UNUSED_RESULT;
 
+/* The TM_NORMALIZE_DEFAULT form of a text whose TM_NORMALIZE_KEEP_CASE form
+ * is TEXT: tm_text_fold_case (tm_text_normalize (t, -1, KEEP_CASE)) equals
+ * tm_text_normalize (t, -1, DEFAULT), for a caller that needs both forms
+ * (case folding only; TEXT must be valid UTF-8). */
+char *tm_text_fold_case (const char *text) G_GNUC_WARN_UNUSED_RESULT;
+
 /* Both arguments already normalised. Returns the byte offset of the first
  * match in HAYSTACK, or -1. */
 gssize tm_text_find_word (const char *haystack, const char *needle);
 #define tm_text_contains_word(h, n) (tm_text_find_word ((h), (n)) >= 0)
+
+/* Whether C continues a word (a letter, mark or digit): the boundary test
+ * of tm_text_find_word, for callers that split text into the same words. */
+gboolean tm_unichar_is_word (gunichar c);
+
+/* Whether tm_text_find_word (HAYSTACK, NEEDLE) would accept a match that
+ * starts at byte OFFSET of HAYSTACK (OFFSET <= strlen (HAYSTACK)). Lets a
+ * caller that already knows where a needle's first word occurs (an index
+ * of the haystack's words) check only those places. */
+gboolean tm_text_word_at (const char *haystack, gsize offset, const char *needle);
 
 #endif

@@ -318,6 +318,133 @@ test_find_word_returns_offset (void)
   g_assert_cmpint (tm_text_find_word ("no", "refund"), ==, -1);
 }
 
+/* --- the pieces tm_rules_apply builds on ------------------------------------------------ */
+
+/* Random text from pieces that sit at word boundaries or across them:
+ * ASCII and Arabic letters, digits, marks, punctuation, ASCII and other
+ * white space (NBSP, line separator), a two-byte Latin letter. */
+static char *
+random_text (GRand *rand, const char *const *pieces, guint n_pieces, guint max_pieces)
+{
+  GString *text = g_string_new (NULL);
+  guint count = (guint) g_rand_int_range (rand, 0, (gint32) max_pieces + 1);
+  for (guint i = 0; i < count; i++)
+    g_string_append (text, pieces[g_rand_int_range (rand, 0, (gint32) n_pieces)]);
+  return g_string_free (text, FALSE);
+}
+
+static void
+test_word_at_agrees_with_find_word (void)
+{
+  static const char *const pieces[] = {
+    "a", "b", "ab", " ", "  ", "\t", "\n", ".", "-", "1", "\xd8\xa8" /* ب */,
+    "\xd8\xaa" /* ت */, "\xd9\x8e" /* fatha, a mark */, "\xc2\xa0" /* NBSP */,
+    "\xe2\x80\xa8" /* line separator */, "\xc3\xa9" /* é */, "\xc3\x97" /* × */,
+  };
+  g_autoptr (GRand) rand = g_rand_new_with_seed (20261123);
+  guint found = 0;
+  for (guint round = 0; round < 20000; round++)
+    {
+      g_autofree char *haystack = random_text (rand, pieces, G_N_ELEMENTS (pieces), 12);
+      g_autofree char *needle = random_text (rand, pieces, G_N_ELEMENTS (pieces), 3);
+      gssize first = tm_text_find_word (haystack, needle);
+      gsize length = strlen (haystack);
+      gssize first_at = -1;
+      for (gsize offset = 0; offset <= length && first_at < 0; offset++)
+        if (tm_text_word_at (haystack, offset, needle))
+          first_at = (gssize) offset;
+      if (first != first_at)
+        g_error ("needle \"%s\" in \"%s\": find_word says %" G_GSSIZE_FORMAT
+                 ", word_at says %" G_GSSIZE_FORMAT, needle, haystack, first, first_at);
+      found += first >= 0;
+    }
+  /* Both outcomes were exercised. */
+  g_assert_cmpuint (found, >, 500);
+  g_assert_cmpuint (found, <, 19500);
+}
+
+static void
+test_unichar_is_word_is_letter_mark_or_digit (void)
+{
+  for (gunichar c = 0; c < 0x3000; c++)
+    g_assert_cmpint (tm_unichar_is_word (c), ==,
+                     g_unichar_isalpha (c) || g_unichar_ismark (c) || g_unichar_isdigit (c));
+  g_assert_true (tm_unichar_is_word (0x0628));   /* ب */
+  g_assert_true (tm_unichar_is_word (0x064E));   /* fatha */
+  g_assert_false (tm_unichar_is_word (0x060C));  /* Arabic comma */
+}
+
+/* Every code point but the surrogates, in strings of a few hundred. */
+static GPtrArray *
+all_code_points (void)
+{
+  GPtrArray *chunks = g_ptr_array_new_with_free_func (g_free);
+  GString *chunk = g_string_new (NULL);
+  for (gunichar c = 1; c <= 0x10FFFF; c++)
+    {
+      if (c >= 0xD800 && c <= 0xDFFF)
+        continue;
+      g_string_append_unichar (chunk, c);
+      if (c % 512 == 0)
+        {
+          g_ptr_array_add (chunks, g_strdup (chunk->str));
+          g_string_truncate (chunk, 0);
+        }
+    }
+  g_ptr_array_add (chunks, g_string_free (chunk, FALSE));
+  return chunks;
+}
+
+static void
+test_fold_case_is_glib_casefold (void)
+{
+  g_autoptr (GPtrArray) chunks = all_code_points ();
+  for (guint i = 0; i < chunks->len; i++)
+    {
+      const char *chunk = g_ptr_array_index (chunks, i);
+      g_autofree char *ours = tm_text_fold_case (chunk);
+      g_autofree char *glib = g_utf8_casefold (chunk, -1);
+      g_assert_cmpstr (ours, ==, glib);
+    }
+  g_autofree char *mixed = tm_text_fold_case ("REFUND فاتورة Straße ΣΑΣ");
+  g_assert_cmpstr (mixed, ==, "refund فاتورة strasse σασ");
+}
+
+/* tm_text_normalize folds the Arabic spellings before the case, and
+ * tm_text_fold_case turns the KEEP_CASE form into the default one; both
+ * give the text that case folding first used to give only when the two
+ * foldings commute. Checked for every code point below U+20000 that NFKC
+ * leaves alone with its case folding: fold (casefold (c)) == casefold
+ * (fold (c)). */
+static void
+test_arabic_folding_commutes_with_case_folding (void)
+{
+  guint checked = 0;
+  /* Every cased letter and every character either folding touches is
+   * below U+20000 (Adlam, the last script with case, ends at U+1E95F). */
+  for (gunichar c = 1; c < 0x20000; c++)
+    {
+      if (c >= 0xD800 && c <= 0xDFFF)
+        continue;
+      char text[8] = { 0 };
+      g_unichar_to_utf8 (c, text);
+      g_autofree char *case_folded = g_utf8_casefold (text, -1);
+      g_autofree char *text_nfkc = g_utf8_normalize (text, -1, G_NORMALIZE_NFKC);
+      g_autofree char *case_folded_nfkc = g_utf8_normalize (case_folded, -1, G_NORMALIZE_NFKC);
+      if (strcmp (text_nfkc, text) != 0 || strcmp (case_folded_nfkc, case_folded) != 0)
+        continue;
+      g_autofree char *case_then_arabic = tm_text_normalize (case_folded, -1, TM_NORMALIZE_KEEP_CASE);
+      g_autofree char *arabic = tm_text_normalize (text, -1, TM_NORMALIZE_KEEP_CASE);
+      g_autofree char *arabic_then_case = tm_text_fold_case (arabic);
+      g_autofree char *both = tm_text_normalize (text, -1, TM_NORMALIZE_DEFAULT);
+      if (strcmp (case_then_arabic, arabic_then_case) != 0)
+        g_error ("U+%04X: the foldings do not commute", c);
+      g_assert_cmpstr (both, ==, case_then_arabic);
+      checked++;
+    }
+  g_assert_cmpuint (checked, >, 50000);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -344,5 +471,9 @@ main (int argc, char **argv)
   g_test_add_func ("/normalize/word/arabic-boundaries", test_word_boundaries_arabic);
   g_test_add_func ("/normalize/word/phrase-white-space", test_phrase_with_other_white_space);
   g_test_add_func ("/normalize/word/offset", test_find_word_returns_offset);
+  g_test_add_func ("/normalize/word/word-at-agrees-with-find-word", test_word_at_agrees_with_find_word);
+  g_test_add_func ("/normalize/word/word-characters", test_unichar_is_word_is_letter_mark_or_digit);
+  g_test_add_func ("/normalize/case/fold-case-is-glib-casefold", test_fold_case_is_glib_casefold);
+  g_test_add_func ("/normalize/case/arabic-folding-commutes", test_arabic_folding_commutes_with_case_folding);
   return g_test_run ();
 }

@@ -8,6 +8,7 @@
  * TM_CONTRIB_DIR is unset.
  */
 #include "message.h"
+#include "normalize.h"
 #include "rules.h"
 
 #include <string.h>
@@ -802,6 +803,234 @@ test_contrib_example (void)
   tm_rule_set_free (&set);
 }
 
+/* --- the word index and the regex pre-check agree with plain matching ------------ */
+
+static char *
+random_pieces (GRand *rand, const char *const *pieces, guint n_pieces, guint min, guint max)
+{
+  GString *text = g_string_new (NULL);
+  guint count = (guint) g_rand_int_range (rand, (gint32) min, (gint32) max + 1);
+  for (guint i = 0; i < count; i++)
+    g_string_append (text, pieces[g_rand_int_range (rand, 0, (gint32) n_pieces)]);
+  return g_string_free (text, FALSE);
+}
+
+/* Pieces that meet at word boundaries or across them, in several spellings
+ * that normalisation folds together. */
+static const char *const text_pieces[] = {
+  "a", "b", "ab", "A", "B", " ", " ", " ", "\t", "\n", ".", "-", "1", "\xd9\xa1" /* ١ */,
+  "\xd8\xa8" /* ب */, "\xd8\xaa" /* ت */, "\xd8\xa9" /* ة */, "\xd9\x87" /* ه */,
+  "\xd9\x8a" /* ي */, "\xdb\x8c" /* ی */, "\xd9\x8e" /* fatha */, "\xd9\x80" /* tatweel */,
+  "\xe2\x80\x8c" /* ZWNJ */, "\xc2\xa0" /* NBSP */, "\xc3\xa9" /* é */, "\xc3\x9f" /* ß */,
+  "\xef\xbb\xbb" /* lam-alef presentation form */, "\xd9\x84\xd8\xa7" /* لا */,
+};
+
+/* The fields of a message, built directly so that any text reaches them. */
+typedef struct {
+  TmMessage message;
+  char *to[4];
+} RandomMail;
+
+static void
+random_mail_fill (RandomMail *mail, GRand *rand, guint body_pieces)
+{
+  memset (mail, 0, sizeof *mail);
+  mail->message.subject = random_pieces (rand, text_pieces, G_N_ELEMENTS (text_pieces), 0, 8);
+  mail->message.body_text = random_pieces (rand, text_pieces, G_N_ELEMENTS (text_pieces), 0, body_pieces);
+  mail->message.from_name = random_pieces (rand, text_pieces, G_N_ELEMENTS (text_pieces), 0, 4);
+  mail->message.from_address = random_pieces (rand, text_pieces, G_N_ELEMENTS (text_pieces), 0, 4);
+  for (guint i = 0; i < 3; i++)
+    mail->to[i] = random_pieces (rand, text_pieces, G_N_ELEMENTS (text_pieces), 0, 4);
+  mail->message.to = mail->to;
+}
+
+static void
+random_mail_clear (RandomMail *mail)
+{
+  g_free (mail->message.subject);
+  g_free (mail->message.body_text);
+  g_free (mail->message.from_name);
+  g_free (mail->message.from_address);
+  for (guint i = 0; i < 3; i++)
+    g_free (mail->to[i]);
+}
+
+/* The values of FIELD as rules.h describes them. */
+static GPtrArray *
+field_values_of (const RandomMail *mail, const char *field)
+{
+  GPtrArray *values = g_ptr_array_new ();
+  if (strcmp (field, "subject") == 0)
+    g_ptr_array_add (values, mail->message.subject);
+  else if (strcmp (field, "body") == 0)
+    g_ptr_array_add (values, mail->message.body_text);
+  else if (strcmp (field, "from") == 0)
+    {
+      g_ptr_array_add (values, mail->message.from_name);
+      g_ptr_array_add (values, mail->message.from_address);
+    }
+  else
+    for (guint i = 0; i < 3; i++)
+      g_ptr_array_add (values, mail->to[i]);
+  return values;
+}
+
+/* Whether the word or phrase WORD (as written in a rule) matches FIELD,
+ * found the plain way: normalise each value and scan it. */
+static gboolean
+plain_word_match (const RandomMail *mail, const char *field, const char *word)
+{
+  g_autofree char *needle = tm_text_normalize (word, -1, TM_NORMALIZE_DEFAULT);
+  g_strstrip (needle);
+  g_autoptr (GPtrArray) values = field_values_of (mail, field);
+  for (guint i = 0; i < values->len; i++)
+    {
+      const char *value = g_ptr_array_index (values, i);
+      if (value[0] == '\0')
+        continue;
+      g_autofree char *haystack = tm_text_normalize (value, -1, TM_NORMALIZE_DEFAULT);
+      if (tm_text_contains_word (haystack, needle))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+test_word_index_agrees_with_plain_search (void)
+{
+  static const char *const fields[] = { "subject", "body", "from", "to" };
+  /* Rule words: the text pieces without line breaks (a key file value is
+   * one line), some joined into phrases, some with punctuation inside. */
+  static const char *const word_pieces[] = {
+    "a", "b", "ab", "A", " ", "\t", ".", "-", "1", "\xd9\xa1", "\xd8\xa8", "\xd8\xaa",
+    "\xd8\xa9", "\xd9\x87", "\xd9\x8a", "\xdb\x8c", "\xd9\x8e", "\xd9\x80", "\xe2\x80\x8c",
+    "\xc2\xa0", "\xc3\xa9", "\xc3\x9f", "\xef\xbb\xbb", "\xd9\x84\xd8\xa7",
+  };
+  g_autoptr (GRand) rand = g_rand_new_with_seed (42);
+  guint matched = 0, checked = 0;
+  for (guint round = 0; round < 60; round++)
+    {
+      /* 40 rules of one word each, some words shared between rules. */
+      GString *text = g_string_new (NULL);
+      g_autoptr (GPtrArray) words = g_ptr_array_new_with_free_func (g_free);
+      GPtrArray *rule_fields = g_ptr_array_new ();
+      while (words->len < 40)
+        {
+          char *word = words->len > 5 && g_rand_int_range (rand, 0, 5) == 0
+                       ? g_strdup (g_ptr_array_index (words, g_rand_int_range (rand, 0, (gint32) words->len)))
+                       : random_pieces (rand, word_pieces, G_N_ELEMENTS (word_pieces), 1, 4);
+          g_autofree char *normalised = tm_text_normalize (word, -1, TM_NORMALIZE_DEFAULT);
+          g_strstrip (normalised);
+          g_autofree char *trimmed = g_strstrip (g_strdup (word));
+          if (normalised[0] == '\0' || trimmed[0] == '/')
+            {
+              g_free (word);
+              continue;
+            }
+          const char *field = fields[g_rand_int_range (rand, 0, G_N_ELEMENTS (fields))];
+          g_string_append_printf (text, "[rule r%u]\n%s = %s\ntags = t\n", words->len, field, word);
+          g_ptr_array_add (words, word);
+          g_ptr_array_add (rule_fields, (gpointer) field);
+        }
+      TmRuleSet *set = load_rules (text->str);
+      g_string_free (text, TRUE);
+      for (guint m = 0; m < 40; m++)
+        {
+          RandomMail mail;
+          random_mail_fill (&mail, rand, m % 4 == 0 ? 400 : 30);
+          GString *expected = g_string_new (NULL);
+          for (guint r = 0; r < words->len; r++)
+            if (plain_word_match (&mail, g_ptr_array_index (rule_fields, r), g_ptr_array_index (words, r)))
+              g_string_append_printf (expected, "%sr%u", expected->len > 0 ? ";" : "", r);
+          g_autofree char *names = apply_names (set, &mail.message, NULL);
+          if (strcmp (names, expected->str) != 0)
+            g_error ("round %u mail %u: rules say \"%s\", plain search \"%s\"", round, m, names,
+                     expected->str);
+          matched += expected->len > 0;
+          checked++;
+          g_string_free (expected, TRUE);
+          random_mail_clear (&mail);
+        }
+      g_ptr_array_unref (rule_fields);
+      tm_rule_set_free (&set);
+    }
+  /* Mails with and without matches were both seen. */
+  g_assert_cmpuint (matched, >, checked / 10);
+  g_assert_cmpuint (matched, <, checked);
+}
+
+static void
+test_regex_pre_check_agrees_with_plain_regex (void)
+{
+  static const char *const pattern_pieces[] = {
+    "\xd8\xa8", "\xd8\xaa", "\xd9\x87", "\xd8\xa9", "\xd8\xa7", "a", "1", " ", "-", "#",
+    "?", "*", "+", "{1,2}", "{2}", "(", ")", "(?:", "|", "[\xd8\xa8\xd9\x87]", "[^a]",
+    "\\d", "\\s", "\\b", ".", "\\x{0628}", "\\Q\xd8\xa8|\\E", "^", "$", "(?i)", "\\1",
+  };
+  static const char *const body_pieces[] = {
+    "\xd8\xa8", "\xd8\xaa", "\xd9\x87", "\xd8\xa9", "\xd8\xa7", "a", "A", "1", " ", "-", "#",
+    "|", "\xd9\x8e",
+  };
+  g_autoptr (GRand) rand = g_rand_new_with_seed (7);
+  guint matched = 0, checked = 0;
+  for (guint round = 0; round < 3000; round++)
+    {
+      /* Trimmed first, as the rule's value is. */
+      g_autofree char *pattern = random_pieces (rand, pattern_pieces, G_N_ELEMENTS (pattern_pieces), 1, 6);
+      g_strstrip (pattern);
+      g_autofree char *normalised = tm_text_normalize (pattern, -1, TM_NORMALIZE_KEEP_CASE);
+      g_autoptr (GRegex) regex = g_regex_new (normalised, G_REGEX_CASELESS, 0, NULL);
+      if (regex == NULL || pattern[0] == '\0' || strchr (pattern, ';') != NULL)
+        continue;
+      g_autofree char *text = g_strdup_printf ("[rule r]\nbody = /%s/\ntags = t\n", pattern);
+      TmRuleSet *set = load_rules (text);
+      for (guint m = 0; m < 5; m++)
+        {
+          g_autofree char *body = random_pieces (rand, body_pieces, G_N_ELEMENTS (body_pieces), 1, 12);
+          g_autofree char *value = tm_text_normalize (body, -1, TM_NORMALIZE_KEEP_CASE);
+          gboolean expected = g_regex_match (regex, value, 0, NULL);
+          TmMessage message = { .subject = (char *) "", .body_text = body };
+          g_autofree char *names = apply_names (set, &message, NULL);
+          if ((strcmp (names, "r") == 0) != expected)
+            {
+              g_autofree char *escaped = g_strescape (body, NULL);
+              g_error ("/%s/ on \"%s\": rules say %s, the regex %s", pattern, escaped,
+                       names[0] != '\0' ? "match" : "no match", expected ? "matches" : "does not");
+            }
+          matched += expected;
+          checked++;
+        }
+      tm_rule_set_free (&set);
+    }
+  g_assert_cmpuint (checked, >, 2000);
+  g_assert_cmpuint (matched, >, checked / 20);
+  g_assert_cmpuint (matched, <, checked);
+}
+
+static void
+test_regex_pre_check_examples (void)
+{
+  /* Required text, optional characters, alternatives, classes and escapes
+   * that take arguments: each rule must still match where its regex does. */
+  TmRuleSet *set = load_rules (
+    "[rule number]\nbody = /شماره\\s*\\d+/\ntags = t\n"
+    "[rule optional]\nbody = /فاکتورر?/\ntags = t\n"
+    "[rule counted]\nbody = /خطا{0,1}ی/\ntags = t\n"
+    "[rule either]\nbody = /ثبت|refund/\ntags = t\n"
+    "[rule grouped]\nbody = /(ال)?فاتورة/\ntags = t\n"
+    "[rule escaped]\nbody = /\\x{0641}اتوره/\ntags = t\n"
+    "[rule quoted]\nbody = /\\Qفا|\\Eتوره/\ntags = t\n");
+  TmMessage *message = mail_with_body ("شماره 12 فاکتور خطی refund الفاتوره فا|توره\n");
+  g_autofree char *names = apply_names (set, message, NULL);
+  g_assert_cmpstr (names, ==, "number;optional;counted;either;grouped;escaped;quoted");
+  tm_message_free (&message);
+  message = mail_with_body ("شمار 12 فاکتو خطر\n");
+  g_autofree char *none = apply_names (set, message, NULL);
+  g_assert_cmpstr (none, ==, "");
+  tm_message_free (&message);
+  tm_rule_set_free (&set);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -840,5 +1069,8 @@ main (int argc, char **argv)
   g_test_add_func ("/rules/limit/hostile-mail", test_hostile_mail_does_not_crash);
   g_test_add_func ("/rules/threads/apply-concurrently", test_apply_from_many_threads);
   g_test_add_func ("/rules/contrib/example", test_contrib_example);
+  g_test_add_func ("/rules/index/agrees-with-plain-search", test_word_index_agrees_with_plain_search);
+  g_test_add_func ("/rules/index/regex-pre-check-agrees", test_regex_pre_check_agrees_with_plain_regex);
+  g_test_add_func ("/rules/index/regex-pre-check-examples", test_regex_pre_check_examples);
   return g_test_run ();
 }
