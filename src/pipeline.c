@@ -404,10 +404,12 @@ note_customer_history (TmStore *store, TmDecision *decision, GError **error)
   if (!tm_store_customer_history (store, decision->customer_address, decision->ticket_id,
                                   &history, error))
     return FALSE;
+  /* Beyond the limit both counts are lower bounds, said with a "+". */
+  const char *more = history.capped ? "+" : "";
   add_header (decision, "X-Ticket-Customer",
-              g_strdup_printf ("%s; open=%" G_GINT64_FORMAT "; total=%" G_GINT64_FORMAT
-                               "; last=%" G_GINT64_FORMAT, decision->customer_address,
-                               history.open, history.total, history.last_ticket));
+              g_strdup_printf ("%s; open=%" G_GINT64_FORMAT "%s; total=%" G_GINT64_FORMAT
+                               "%s; last=%" G_GINT64_FORMAT, decision->customer_address,
+                               history.open, more, history.total, more, history.last_ticket));
   return TRUE;
 }
 

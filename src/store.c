@@ -284,10 +284,13 @@ static const char *const statement_sql[N_STATEMENTS] = {
   [STMT_TICKET_EVENTS] =
     "SELECT kind, at, detail FROM events WHERE ticket_id = ?1 ORDER BY at, id",
   /* The other tickets of one customer: how many, how many still open, the
-   * latest. One pass over tickets_by_customer. */
+   * latest - among the newest ?3 + 1 of them, so that an address with
+   * thousands of tickets (a robot, a shared form) costs no more than one
+   * with a hundred. */
   [STMT_CUSTOMER_HISTORY] =
     "SELECT count (*), coalesce (sum (status IN ('new', 'open', 'pending')), 0),"
-    " coalesce (max (id), 0) FROM tickets WHERE customer_address = ?1 AND id <> ?2",
+    " coalesce (max (id), 0) FROM (SELECT id, status FROM tickets"
+    " WHERE customer_address = ?1 AND id <> ?2 ORDER BY id DESC LIMIT ?3 + 1)",
   [STMT_OUTBOX_INSERT] =
     "INSERT INTO outbox (ticket_id, queue, kind, sender, recipient, message_id, data,"
     " status, attempts, created_at, queued_us, next_attempt_at, origin_queue_id)"
@@ -1332,12 +1335,19 @@ tm_store_customer_history (TmStore *store, const char *customer_address, gint64 
   sqlite3_stmt *stmt = statement (store, STMT_CUSTOMER_HISTORY);
   bind_text (stmt, 1, customer_address);
   bind_int64 (stmt, 2, except_ticket);
+  bind_int64 (stmt, 3, TM_CUSTOMER_HISTORY_LIMIT);
   int rc = sqlite3_step (stmt);
   if (rc == SQLITE_ROW)
     {
       history->total = sqlite3_column_int64 (stmt, 0);
       history->open = sqlite3_column_int64 (stmt, 1);
       history->last_ticket = sqlite3_column_int64 (stmt, 2);
+      history->capped = history->total > TM_CUSTOMER_HISTORY_LIMIT;
+      if (history->capped)
+        {
+          history->total = TM_CUSTOMER_HISTORY_LIMIT;
+          history->open = MIN (history->open, TM_CUSTOMER_HISTORY_LIMIT);
+        }
       rc = SQLITE_DONE;
     }
   gboolean ok = rc == SQLITE_DONE;

@@ -158,10 +158,14 @@ typedef struct {
  * them, or NULL with *error. */
 GPtrArray *tm_store_ticket_events (TmStore *store, gint64 ticket_id, GError **error);
 
+/* History counts stop here: "at least 100" is all an agent needs to know. */
+#define TM_CUSTOMER_HISTORY_LIMIT 100
+
 typedef struct {
-  gint64 total;              /* other tickets of the customer */
-  gint64 open;               /* of those, new, open or pending */
+  gint64 total;              /* other tickets of the customer, at most the limit */
+  gint64 open;               /* of the newest of those, new, open or pending */
   gint64 last_ticket;        /* the latest of them, 0 when none */
+  gboolean capped;           /* there are more than TM_CUSTOMER_HISTORY_LIMIT */
 } TmCustomerHistory;
 
 /* Inside a transaction: the customer's tickets other than EXCEPT_TICKET. */

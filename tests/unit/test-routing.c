@@ -222,6 +222,25 @@ test_contact_form (Fixture *fixture, gconstpointer data)
   tm_decision_free (&decision);
 }
 
+/* A robot with hundreds of tickets: the counts stop at the limit, with "+". */
+static void
+test_customer_history_is_bounded (Fixture *fixture, gconstpointer data)
+{
+  TmDecision *decision = NULL;
+  for (int i = 0; i <= TM_CUSTOMER_HISTORY_LIMIT + 1; i++)
+    {
+      tm_decision_free (&decision);
+      g_autofree char *raw = g_strdup_printf ("From: r@example.net\r\nMessage-ID: <h%d@example.net>\r\n"
+                                              "Subject: alert %d\r\n\r\nx\r\n", i, i);
+      decision = run (fixture, "r@example.net", "plain@example.test", raw);
+    }
+  g_autofree char *expected = g_strdup_printf ("r@example.net; open=%d+; total=%d+; last=%" G_GINT64_FORMAT,
+                                               TM_CUSTOMER_HISTORY_LIMIT, TM_CUSTOMER_HISTORY_LIMIT,
+                                               decision->ticket_id - 1);
+  g_assert_cmpstr (header_of (decision, "X-Ticket-Customer"), ==, expected);
+  tm_decision_free (&decision);
+}
+
 static void
 test_bad_rules_stop_loading (void)
 {
@@ -271,6 +290,7 @@ main (int argc, char **argv)
   ADD ("/routing/keep-address-and-no-team", test_keep_address_and_no_team);
   ADD ("/routing/rule-language-and-suppression", test_rule_language_and_suppression);
   ADD ("/routing/contact-form-customer-from-reply-to", test_contact_form);
+  ADD ("/routing/customer-history-is-bounded", test_customer_history_is_bounded);
   g_test_add_func ("/routing/bad-rules-stop-loading", test_bad_rules_stop_loading);
   return g_test_run ();
 }
