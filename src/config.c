@@ -14,6 +14,8 @@
  */
 #include "config.h"
 
+#include "language.h"
+
 #include <errno.h>
 #include <gio/gio.h>
 #include <string.h>
@@ -664,19 +666,6 @@ tag_prefix_is_valid (const char *prefix)
   return TRUE;
 }
 
-/* A language tag such as "en", "ar", "fa", "pt-br". */
-static gboolean
-language_is_valid (const char *language)
-{
-  gsize length = strlen (language);
-  if (length < 2 || length > 16 || !g_ascii_isalpha (language[0]))
-    return FALSE;
-  for (const char *c = language; *c != '\0'; c++)
-    if (!g_ascii_isalnum (*c) && *c != '-')
-      return FALSE;
-  return TRUE;
-}
-
 static TmQueue *
 read_queue (GKeyFile *keyfile, const char *file, const char *group,
             const char *name, GError **error)
@@ -771,7 +760,7 @@ read_queue (GKeyFile *keyfile, const char *file, const char *group,
     queue->team = g_steal_pointer (&team);
   if (language != NULL)
     {
-      if (!language_is_valid (language))
+      if (!tm_language_tag_is_valid (language))
         {
           set_value_error (error, file, group, "language",
                            "\"%s\" is not a language tag such as en, ar or fa", language);
@@ -892,7 +881,7 @@ load_templates (TmConfig *config, const char *file, GError **error)
   return TRUE;
 }
 
-static guint first_bad_line (const char *text);
+static gboolean read_keyfile (const char *path, GKeyFile *keyfile, GError **error);
 
 static gboolean
 team_exists (const char *team, gpointer data)
@@ -913,20 +902,13 @@ load_rules (TmConfig *config, GKeyFile *keyfile, const char *file, GError **erro
   if (config->rules_file == NULL)
     return TRUE;
   g_autoptr (GKeyFile) rules = g_key_file_new ();
-  g_autofree char *text = NULL;
-  gsize length = 0;
-  if (!g_file_get_contents (config->rules_file, &text, &length, &local_error))
+  if (!read_keyfile (config->rules_file, rules, &local_error))
     {
-      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_READ, "%s: [rules] file: %s", file,
-                   local_error->message);
-      return FALSE;
-    }
-  if (!g_utf8_validate (text, (gssize) length, NULL)
-      || !g_key_file_load_from_data (rules, text, length, G_KEY_FILE_NONE, &local_error))
-    {
-      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX, "%s: line %u: %s",
-                   config->rules_file, first_bad_line (text),
-                   local_error != NULL ? local_error->message : "not valid UTF-8");
+      if (local_error->domain == G_FILE_ERROR)
+        g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_READ, "%s: [rules] file: %s", file,
+                     local_error->message);
+      else
+        g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
   g_auto (GStrv) groups = g_key_file_get_groups (rules, NULL);
@@ -988,28 +970,16 @@ first_bad_line (const char *text)
   return 1;
 }
 
-TmConfig *
-tm_config_load (const char *path, gboolean must_exist, GError **error)
+/* Reads PATH into KEYFILE. A file that cannot be read gives its G_FILE_ERROR
+ * as it is; a file that is not valid UTF-8 or not a key file gives
+ * TM_CONFIG_ERROR_SYNTAX, "PATH: line N: what". */
+static gboolean
+read_keyfile (const char *path, GKeyFile *keyfile, GError **error)
 {
-  g_return_val_if_fail (path != NULL, NULL);
-  g_autoptr (GKeyFile) keyfile = g_key_file_new ();
-  g_autoptr (GError) local_error = NULL;
-  TmConfig *config = tm_config_new_default ();
-
   g_autofree char *text = NULL;
   gsize length = 0;
-  if (!g_file_get_contents (path, &text, &length, &local_error))
-    {
-      if (!must_exist && g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-        {
-          if (!finish_loading (config, "(built-in defaults)", error))
-            tm_config_free (&config);
-          return config;
-        }
-      g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_READ, "%s", local_error->message);
-      tm_config_free (&config);
-      return NULL;
-    }
+  if (!g_file_get_contents (path, &text, &length, error))
+    return FALSE;
   const char *invalid = NULL;
   if (!g_utf8_validate (text, (gssize) length, &invalid))
     {
@@ -1018,13 +988,38 @@ tm_config_load (const char *path, gboolean must_exist, GError **error)
         line += *c == '\n';
       g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX,
                    "%s: line %u: not valid UTF-8 (or a NUL byte)", path, line);
-      tm_config_free (&config);
-      return NULL;
+      return FALSE;
     }
+  g_autoptr (GError) local_error = NULL;
   if (!g_key_file_load_from_data (keyfile, text, length, G_KEY_FILE_NONE, &local_error))
     {
       g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX, "%s: line %u: %s", path,
                    first_bad_line (text), local_error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+TmConfig *
+tm_config_load (const char *path, gboolean must_exist, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_autoptr (GKeyFile) keyfile = g_key_file_new ();
+  g_autoptr (GError) local_error = NULL;
+  TmConfig *config = tm_config_new_default ();
+
+  if (!read_keyfile (path, keyfile, &local_error))
+    {
+      if (!must_exist && g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        {
+          if (!finish_loading (config, "(built-in defaults)", error))
+            tm_config_free (&config);
+          return config;
+        }
+      if (local_error->domain == G_FILE_ERROR)
+        g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_READ, "%s", local_error->message);
+      else
+        g_propagate_error (error, g_steal_pointer (&local_error));
       tm_config_free (&config);
       return NULL;
     }

@@ -268,3 +268,16 @@ tm_language_choose (const char *rule_language, const char *content_language,
 
   return chosen (queue_default, TM_LANGUAGE_FROM_QUEUE_DEFAULT, source);
 }
+
+gboolean
+tm_language_tag_is_valid (const char *tag)
+{
+  g_return_val_if_fail (tag != NULL, FALSE);
+  gsize length = strlen (tag);
+  if (length < 2 || length > 16 || !g_ascii_isalpha (tag[0]))
+    return FALSE;
+  for (const char *c = tag; *c != '\0'; c++)
+    if (!g_ascii_isalnum (*c) && *c != '-')
+      return FALSE;
+  return TRUE;
+}

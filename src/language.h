@@ -29,6 +29,10 @@ typedef enum {
   TM_LANGUAGE_FROM_QUEUE_DEFAULT,
 } TmLanguageSource;
 
+/* TRUE for a language tag as the configuration and rules accept it: 2 to 16
+ * ASCII letters, digits and '-', starting with a letter ("en", "pt-br"). */
+gboolean tm_language_tag_is_valid (const char *tag);
+
 /* "rule", "content-language", "script", "queue-default". Static string. */
 const char *tm_language_source_name (TmLanguageSource source);
 

@@ -74,6 +74,7 @@
  * run in many threads at once (each call has its own cache).
  */
 #include "rules.h"
+#include "language.h"
 #include "normalize.h"
 
 #include <string.h>
@@ -352,19 +353,6 @@ header_name_is_valid (const char *name)
   return TRUE;
 }
 
-/* A language tag such as "en", "ar", "fa", "pt-br" (as config.c accepts). */
-static gboolean
-language_is_valid (const char *language)
-{
-  gsize length = strlen (language);
-  if (length < 2 || length > 16 || !g_ascii_isalpha (language[0]))
-    return FALSE;
-  for (const char *c = language; *c != '\0'; c++)
-    if (!g_ascii_isalnum (*c) && *c != '-')
-      return FALSE;
-  return TRUE;
-}
-
 /* The field number of a header name, adding it when no rule used it yet. */
 static guint
 header_field (TmRuleSet *set, const char *name)
@@ -609,7 +597,7 @@ read_condition (TmRuleSet *set, GKeyFile *keyfile, const char *group, const char
       gboolean is_pattern = (*item)[0] == '/';
       if (field == FIELD_LANGUAGE)
         {
-          if (is_pattern || !language_is_valid (*item))
+          if (is_pattern || !tm_language_tag_is_valid (*item))
             {
               rule_error (error, file, rule, key,
                           "\"%s\" is not a language tag such as en, ar or fa", *item);
@@ -737,7 +725,7 @@ read_setting (Rule *rule, GKeyFile *keyfile, const char *group, const char *file
     }
   else if (strcmp (key, "template_language") == 0)
     {
-      if (!language_is_valid (value))
+      if (!tm_language_tag_is_valid (value))
         {
           rule_error (error, file, rule->name, key,
                       "\"%s\" is not a language tag such as en, ar or fa", value);
