@@ -201,27 +201,48 @@ record_message (TmStore *store, const TmDecision *decision, const TmMessage *mes
   return TRUE;
 }
 
+void
+tm_pipeline_new_ticket_language (const TmConfig *config, const TmQueue *queue,
+                                 const TmMessage *message, const char *rules_language,
+                                 TmRuleResult *rules,
+                                 char **detected, TmLanguageSource *detected_source,
+                                 char **language, TmLanguageSource *source)
+{
+  const char *const *available = tm_template_set_languages (config->templates, "ack");
+  *detected = tm_language_choose (NULL, message->content_language, message->subject,
+                                  message->body_text, available, queue->language,
+                                  detected_source);
+  tm_rules_apply (config->rules, message,
+                  rules_language != NULL ? rules_language : *detected, rules);
+  *language = NULL;
+  if (rules->template_language != NULL)
+    {
+      /* The rule's choice counts when that language has templates; asked
+       * with no text, the chooser falls back to what detection found
+       * without reading the mail again. */
+      *language = tm_language_choose (rules->template_language, NULL, "", NULL, available,
+                                      *detected, source);
+      if (*source != TM_LANGUAGE_FROM_RULE)
+        g_clear_pointer (language, g_free);
+    }
+  if (*language == NULL)
+    {
+      *language = g_strdup (*detected);
+      *source = *detected_source;
+    }
+}
+
 static gboolean
 open_ticket (const TmConfig *config, TmStore *store, TmDecision *decision,
              const TmMessage *message, const char *sender, gint64 now, GError **error)
 {
   const TmQueue *queue = decision->classification.queue;
-  TmLanguageSource source;
-  const char *const *available = tm_template_set_languages (config->templates, "ack");
-  g_autofree char *language = tm_language_choose (NULL, message->content_language,
-                                                  message->subject, message->body_text,
-                                                  available, queue->language, &source);
-  tm_rules_apply (config->rules, message, language, &decision->rules);
+  TmLanguageSource source, detected_source;
+  g_autofree char *detected = NULL;
+  g_autofree char *language = NULL;
+  tm_pipeline_new_ticket_language (config, queue, message, NULL, &decision->rules,
+                                   &detected, &detected_source, &language, &source);
   const TmRuleResult *rules = &decision->rules;
-  if (rules->template_language != NULL)
-    {
-      /* The rule's choice counts when that language has templates. */
-      char *chosen = tm_language_choose (rules->template_language, message->content_language,
-                                         message->subject, message->body_text, available,
-                                         queue->language, &source);
-      g_free (language);
-      language = chosen;
-    }
   g_strfreev (decision->tags);
   decision->tags = g_strdupv (rules->tags);
 

@@ -32,6 +32,7 @@
 
 #include "classify.h"
 #include "config.h"
+#include "language.h"
 #include "message.h"
 #include "rules.h"
 #include "store.h"
@@ -84,6 +85,20 @@ TmDecision *tm_pipeline_run (const TmConfig *config, TmStore *store,
                              const TmMessage *message, const TmEnvelope *envelope,
                              gint64 now, gboolean commit, GError **error)
   G_GNUC_WARN_UNUSED_RESULT;
+
+/* What the pipeline decides for the mail that opens a ticket of QUEUE,
+ * before any store work (ticketctl rules test shows the same):
+ *   *detected    the mail's language by detection (language.h), with its source;
+ *   RULES        tm_rules_apply on MESSAGE with RULES_LANGUAGE, or with the
+ *                detected language when RULES_LANGUAGE is NULL;
+ *   *language    the ticket's language: a rule's template_language when it
+ *                has templates, else the detected one, with its source.
+ * Clear RULES with tm_rule_result_clear(); free both strings. */
+void tm_pipeline_new_ticket_language (const TmConfig *config, const TmQueue *queue,
+                                      const TmMessage *message, const char *rules_language,
+                                      TmRuleResult *rules,
+                                      char **detected, TmLanguageSource *detected_source,
+                                      char **language, TmLanguageSource *source);
 
 /* Frees the decision and clears the caller's pointer; NULL is fine. */
 void tm_decision_free (TmDecision **decision);

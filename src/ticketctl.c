@@ -608,28 +608,16 @@ command_rules_test (Tool *tool, int argc, char **argv)
   };
   TmMessage *message = tm_message_parse ((const char *) raw->data, raw->len, &parse_options);
 
-  /* The language as the pipeline chooses it for a new ticket, before any
-   * rule has had its say; --language stands in for detection. */
-  const char *const *available = tm_template_set_languages (config->templates, "ack");
-  TmLanguageSource language_source = TM_LANGUAGE_FROM_RULE;
-  g_autofree char *language = NULL;
-  if (language_option != NULL)
-    language = g_ascii_strdown (language_option, -1);
-  else
-    language = tm_language_choose (NULL, message->content_language, message->subject,
-                                   message->body_text, available, queue->language,
-                                   &language_source);
-
+  /* Exactly what the pipeline does for a new ticket; --language stands in
+   * for detection as the language the rules see. */
+  g_autofree char *forced = language_option != NULL ? g_ascii_strdown (language_option, -1) : NULL;
   TmRuleResult result;
-  tm_rules_apply (config->rules, message, language, &result);
-
-  /* A rule's template_language counts only when templates exist for it;
-   * otherwise the usual order decides, as for the acknowledgement itself. */
-  TmLanguageSource template_source;
-  g_autofree char *template_language
-    = tm_language_choose (result.template_language, message->content_language,
-                          message->subject, message->body_text, available, queue->language,
-                          &template_source);
+  TmLanguageSource language_source, template_source;
+  g_autofree char *detected = NULL;
+  g_autofree char *template_language = NULL;
+  tm_pipeline_new_ticket_language (config, queue, message, forced, &result, &detected,
+                                   &language_source, &template_language, &template_source);
+  const char *language = forced != NULL ? forced : detected;
 
   if (json)
     {
