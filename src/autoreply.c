@@ -83,12 +83,8 @@ is_marked_spam (const TmConfig *config, const TmMessage *message)
       const TmHeader *header = g_ptr_array_index (message->headers, i);
       if (g_ascii_strcasecmp (header->name, config->spam_header) != 0)
         continue;
-      const char *value = header->value;
-      while (g_ascii_isspace (*value))
-        value++;
-      gsize length = strcspn (value, " \t,;(");
-      if (length == strlen (config->spam_value)
-          && g_ascii_strncasecmp (value, config->spam_value, length) == 0)
+      g_autofree char *word = tm_header_first_word (header->value);
+      if (g_ascii_strcasecmp (word, config->spam_value) == 0)
         return TRUE;
     }
   return FALSE;

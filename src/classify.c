@@ -36,17 +36,6 @@ queue_of_recipients (const TmConfig *config, const TmEnvelope *envelope)
   return NULL;
 }
 
-/* The first word of a header value, lower-cased, without comments or
- * parameters: "Bulk (x)" -> "bulk", "auto-replied; x" -> "auto-replied". */
-static char *
-header_token (const char *value)
-{
-  while (g_ascii_isspace (*value))
-    value++;
-  gsize length = strcspn (value, " \t\r\n;(");
-  return g_ascii_strdown (value, (gssize) length);
-}
-
 static gboolean
 is_our_loop (const TmMessage *message, const TmQueue *queue)
 {
@@ -89,14 +78,14 @@ automated_reason (const TmMessage *message, const char *sender)
   const char *auto_submitted = tm_message_header (message, "Auto-Submitted");
   if (auto_submitted != NULL)
     {
-      g_autofree char *token = header_token (auto_submitted);
+      g_autofree char *token = tm_header_first_word (auto_submitted);
       if (strcmp (token, "no") != 0)
         return "auto-submitted";
     }
   const char *precedence = tm_message_header (message, "Precedence");
   if (precedence != NULL)
     {
-      g_autofree char *token = header_token (precedence);
+      g_autofree char *token = tm_header_first_word (precedence);
       if (g_strv_contains (bulk_precedence, token))
         return "precedence";
     }
@@ -111,7 +100,7 @@ automated_reason (const TmMessage *message, const char *sender)
   const char *content_type = tm_message_header (message, "Content-Type");
   if (content_type != NULL)
     {
-      g_autofree char *token = header_token (content_type);
+      g_autofree char *token = tm_header_first_word (content_type);
       if (strcmp (token, "multipart/report") == 0)
         return "delivery-report";
     }

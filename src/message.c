@@ -964,3 +964,13 @@ tm_message_header_count (const TmMessage *message, const char *name)
     }
   return count;
 }
+
+char *
+tm_header_first_word (const char *value)
+{
+  g_return_val_if_fail (value != NULL, NULL);
+  while (g_ascii_isspace (*value))
+    value++;
+  gsize length = strcspn (value, " \t\r\n,;(");
+  return g_ascii_strdown (value, (gssize) length);
+}

@@ -75,6 +75,11 @@ void tm_message_free (TmMessage **message);
 /* The raw value of the first header named NAME (any case), or NULL. */
 const char *tm_message_header (const TmMessage *message, const char *name);
 
+/* The first word of a header value, lower-cased, without comments,
+ * parameters or a list's other entries: "Bulk (x)" -> "bulk",
+ * "auto-replied; x" -> "auto-replied", "YES, score=9" -> "yes". New string. */
+char *tm_header_first_word (const char *value) G_GNUC_WARN_UNUSED_RESULT;
+
 /* The number of headers named NAME (any case). */
 guint tm_message_header_count (const TmMessage *message, const char *name);
 
