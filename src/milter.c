@@ -466,6 +466,17 @@ envelope_spelling (const MessageContext *message, const char *address)
   return address;
 }
 
+/* Deletes COUNT headers NAME, the highest index first so that the remaining
+ * indexes stay valid. */
+static gboolean
+delete_headers (SMFICTX *ctx, const char *name, guint count)
+{
+  for (guint index = count; index >= 1; index--)
+    if (smfi_chgheader (ctx, (char *) name, (int) index, NULL) != MI_SUCCESS)
+      return FALSE;
+  return TRUE;
+}
+
 /* Tells the MTA what the decision says. FALSE (with *failed_call set) when
  * an smfi_* call failed; what was already requested is then moot, since the
  * caller answers per on_error. */
@@ -473,20 +484,18 @@ static gboolean
 apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContext *message,
                 const TmDecision *decision, const char **failed_call)
 {
-  /* Delete every X-Ticket-* header that arrived: anyone can forge them.
-   * Highest index first, so that the remaining indexes stay valid. */
+  /* Delete every X-Ticket-* header that arrived: anyone can forge them. */
   GHashTableIter iter;
   gpointer value;
   g_hash_table_iter_init (&iter, message->msg_ticket_headers);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       const SeenHeader *seen = value;
-      for (guint index = seen->count; index >= 1; index--)
-        if (smfi_chgheader (ctx, seen->name, (int) index, NULL) != MI_SUCCESS)
-          {
-            *failed_call = "smfi_chgheader (delete)";
-            return FALSE;
-          }
+      if (!delete_headers (ctx, seen->name, seen->count))
+        {
+          *failed_call = "smfi_chgheader (delete)";
+          return FALSE;
+        }
     }
 
   for (guint i = 0; i < decision->headers->len; i++)
@@ -517,12 +526,11 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
   if (decision->reply_to != NULL)
     {
       /* Replaces whatever Reply-To came (the customer's is on the ticket). */
-      for (guint index = message->msg_reply_to_count; index >= 1; index--)
-        if (smfi_chgheader (ctx, (char *) "Reply-To", (int) index, NULL) != MI_SUCCESS)
-          {
-            *failed_call = "smfi_chgheader (Reply-To)";
-            return FALSE;
-          }
+      if (!delete_headers (ctx, "Reply-To", message->msg_reply_to_count))
+        {
+          *failed_call = "smfi_chgheader (Reply-To)";
+          return FALSE;
+        }
       g_autofree char *mta_value = header_value_for_mta (conn, "Reply-To", decision->reply_to);
       if (smfi_addheader (ctx, (char *) "Reply-To", mta_value) != MI_SUCCESS)
         {
