@@ -12,12 +12,7 @@
 #include "tm-test.h"
 #include <string.h>
 
-typedef struct {
-  char *directory;
-  char *config_path;
-  TmConfig *config;
-  TmStore *store;
-} Fixture;
+typedef TmTestDesk Fixture;
 
 static const char config_text[] =
   "[store]\nbusy_timeout = 1000\n"
@@ -29,28 +24,13 @@ static const char config_text[] =
 static void
 fixture_set_up (Fixture *fixture, gconstpointer data)
 {
-  g_autoptr (GError) error = NULL;
-  fixture->directory = g_dir_make_tmp ("tm-pipeline-XXXXXX", &error);
-  g_assert_no_error (error);
-  fixture->config_path = g_build_filename (fixture->directory, "ticket-milter.conf", NULL);
-  g_autofree char *text = tm_test_config_text (config_text);
-  g_assert_true (g_file_set_contents (fixture->config_path, text, -1, NULL));
-  fixture->config = tm_config_load (fixture->config_path, TRUE, &error);
-  g_assert_no_error (error);
-  g_autofree char *db = g_build_filename (fixture->directory, "tickets.db", NULL);
-  TmStoreOptions options = { .busy_timeout_ms = 1000, .synchronous_full = FALSE, .create = TRUE };
-  fixture->store = tm_store_open (db, &options, &error);
-  g_assert_no_error (error);
+  tm_test_desk_open (fixture, config_text);
 }
 
 static void
 fixture_tear_down (Fixture *fixture, gconstpointer data)
 {
-  tm_store_close (&fixture->store);
-  tm_config_free (&fixture->config);
-  tm_test_remove_directory (fixture->directory);
-  g_free (fixture->config_path);
-  g_free (fixture->directory);
+  tm_test_desk_close (fixture);
 }
 
 typedef struct {

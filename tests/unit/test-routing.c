@@ -9,11 +9,7 @@
 
 #define NOW G_GINT64_CONSTANT (1795000000)
 
-typedef struct {
-  char *directory;
-  TmConfig *config;
-  TmStore *store;
-} Fixture;
+typedef TmTestDesk Fixture;
 
 static const char config_text[] =
   "[queue support]\naddress = support@example.test;help@example.test\nteam = frontline\n"
@@ -32,28 +28,13 @@ static const char config_text[] =
 static void
 fixture_set_up (Fixture *fixture, gconstpointer data)
 {
-  g_autoptr (GError) error = NULL;
-  fixture->directory = g_dir_make_tmp ("tm-routing-XXXXXX", &error);
-  g_assert_no_error (error);
-  g_autofree char *path = g_build_filename (fixture->directory, "c.conf", NULL);
-  g_autofree char *text = tm_test_config_text (config_text);
-  g_assert_true (g_file_set_contents (path, text, -1, NULL));
-  fixture->config = tm_config_load (path, TRUE, &error);
-  g_assert_no_error (error);
-  g_unlink (path);
-  g_autofree char *db = g_build_filename (fixture->directory, "t.db", NULL);
-  TmStoreOptions options = { .busy_timeout_ms = 1000, .create = TRUE };
-  fixture->store = tm_store_open (db, &options, &error);
-  g_assert_no_error (error);
+  tm_test_desk_open (fixture, config_text);
 }
 
 static void
 fixture_tear_down (Fixture *fixture, gconstpointer data)
 {
-  tm_store_close (&fixture->store);
-  tm_config_free (&fixture->config);
-  tm_test_remove_directory (fixture->directory);
-  g_free (fixture->directory);
+  tm_test_desk_close (fixture);
 }
 
 static TmDecision *

@@ -7,9 +7,7 @@
 #include <string.h>
 
 typedef struct {
-  char *directory;
-  TmConfig *config;
-  TmStore *store;
+  TmTestDesk desk;
   const TmQueue *support;
   const TmQueue *billing;
 } Fixture;
@@ -23,10 +21,10 @@ make_ticket (Fixture *fixture, const char *queue, const char *message_id)
                       .subject = (char *) "s", .status = (char *) "new",
                       .priority = (char *) "normal", .tags = no_tags,
                       .created_at = 1, .updated_at = 1 };
-  g_assert_true (tm_store_begin (fixture->store, &error));
-  g_assert_true (tm_store_create_ticket (fixture->store, &ticket, &error));
-  g_assert_true (tm_store_remember_message_id (fixture->store, ticket.id, message_id, "inbound", &error));
-  g_assert_true (tm_store_commit (fixture->store, &error));
+  g_assert_true (tm_store_begin (fixture->desk.store, &error));
+  g_assert_true (tm_store_create_ticket (fixture->desk.store, &ticket, &error));
+  g_assert_true (tm_store_remember_message_id (fixture->desk.store, ticket.id, message_id, "inbound", &error));
+  g_assert_true (tm_store_commit (fixture->desk.store, &error));
   g_assert_no_error (error);
   return ticket.id;
 }
@@ -34,22 +32,11 @@ make_ticket (Fixture *fixture, const char *queue, const char *message_id)
 static void
 fixture_set_up (Fixture *fixture, gconstpointer data)
 {
-  g_autoptr (GError) error = NULL;
-  fixture->directory = g_dir_make_tmp ("tm-threading-XXXXXX", &error);
-  g_autofree char *conf = g_build_filename (fixture->directory, "c.conf", NULL);
-  g_autofree char *text = tm_test_config_text (
-    "[queue support]\naddress = support@example.test\n"
-    "[queue billing]\naddress = billing@example.test\ntag_prefix = Bill\n");
-  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
-  fixture->config = tm_config_load (conf, TRUE, &error);
-  g_assert_no_error (error);
-  g_unlink (conf);
-  fixture->support = tm_config_queue_by_name (fixture->config, "support");
-  fixture->billing = tm_config_queue_by_name (fixture->config, "billing");
-  g_autofree char *db = g_build_filename (fixture->directory, "t.db", NULL);
-  TmStoreOptions options = { .busy_timeout_ms = 1000, .create = TRUE };
-  fixture->store = tm_store_open (db, &options, &error);
-  g_assert_no_error (error);
+  tm_test_desk_open (&fixture->desk,
+                     "[queue support]\naddress = support@example.test\n"
+                     "[queue billing]\naddress = billing@example.test\ntag_prefix = Bill\n");
+  fixture->support = tm_config_queue_by_name (fixture->desk.config, "support");
+  fixture->billing = tm_config_queue_by_name (fixture->desk.config, "billing");
   g_assert_cmpint (make_ticket (fixture, "support", "one@x"), ==, 1);
   g_assert_cmpint (make_ticket (fixture, "support", "two@x"), ==, 2);
   g_assert_cmpint (make_ticket (fixture, "billing", "three@x"), ==, 3);
@@ -58,10 +45,7 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
 static void
 fixture_tear_down (Fixture *fixture, gconstpointer data)
 {
-  tm_store_close (&fixture->store);
-  tm_config_free (&fixture->config);
-  tm_test_remove_directory (fixture->directory);
-  g_free (fixture->directory);
+  tm_test_desk_close (&fixture->desk);
 }
 
 static void
@@ -72,9 +56,9 @@ find (Fixture *fixture, const TmQueue *queue, const char *raw, gint64 want_id,
   g_autoptr (GError) error = NULL;
   gint64 id = -1, ignored = -1;
   TmThreadedBy how;
-  g_assert_true (tm_store_begin (fixture->store, &error));
-  g_assert_true (tm_thread_find (fixture->store, queue, message, &id, &how, &ignored, &error));
-  tm_store_rollback (fixture->store);
+  g_assert_true (tm_store_begin (fixture->desk.store, &error));
+  g_assert_true (tm_thread_find (fixture->desk.store, queue, message, &id, &how, &ignored, &error));
+  tm_store_rollback (fixture->desk.store);
   g_assert_no_error (error);
   if (id != want_id || how != want_how || ignored != want_ignored)
     g_error ("%s: got ticket %" G_GINT64_FORMAT " by %s (ignored %" G_GINT64_FORMAT "), want %"

@@ -36,3 +36,30 @@ tm_test_config_text (const char *text)
   /* At the end, so that line numbers in error messages stay those of TEXT. */
   return g_strdup_printf ("%s\n[templates]\ndir = %s\n", text, tm_test_template_dir ());
 }
+
+void
+tm_test_desk_open (TmTestDesk *desk, const char *config_text)
+{
+  g_autoptr (GError) error = NULL;
+  desk->directory = g_dir_make_tmp ("tm-desk-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree char *path = g_build_filename (desk->directory, "ticket-milter.conf", NULL);
+  g_autofree char *text = tm_test_config_text (config_text);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  desk->config = tm_config_load (path, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  g_autofree char *db = g_build_filename (desk->directory, "tickets.db", NULL);
+  TmStoreOptions options = { .busy_timeout_ms = 1000, .synchronous_full = FALSE, .create = TRUE };
+  desk->store = tm_store_open (db, &options, &error);
+  g_assert_no_error (error);
+}
+
+void
+tm_test_desk_close (TmTestDesk *desk)
+{
+  tm_store_close (&desk->store);
+  tm_config_free (&desk->config);
+  tm_test_remove_directory (desk->directory);
+  g_clear_pointer (&desk->directory, g_free);
+}

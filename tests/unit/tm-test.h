@@ -16,4 +16,21 @@ const char *tm_test_template_dir (void);
  * tm_test_template_dir() after it, unless TEXT has its own. New string. */
 char *tm_test_config_text (const char *text) G_GNUC_WARN_UNUSED_RESULT;
 
+
+#include "config.h"
+#include "store.h"
+
+/* A configuration and an empty store in a temporary directory of their own,
+ * as most pipeline-level tests need them. */
+typedef struct {
+  char *directory;           /* removed by tm_test_desk_close() */
+  TmConfig *config;          /* loaded from CONFIG_TEXT (with the templates) */
+  TmStore *store;            /* DIRECTORY/tickets.db, busy timeout 1 s,
+                                synchronous = normal */
+} TmTestDesk;
+
+/* Asserts that every step works. */
+void tm_test_desk_open (TmTestDesk *desk, const char *config_text);
+void tm_test_desk_close (TmTestDesk *desk);
+
 #endif
