@@ -73,6 +73,7 @@ static const KeySpec store_keys[] = {
   { "path", KEY_STRING, FIELD (store_path) },
   { "busy_timeout", KEY_UINT, FIELD (busy_timeout_ms) },
   { "synchronous", KEY_SYNCHRONOUS, FIELD (synchronous_full) },
+  { "group_commit", KEY_UINT, FIELD (group_commit_max) },
   { NULL, 0, 0 },
 };
 
@@ -223,6 +224,7 @@ tm_config_new_default (void)
   config->store_path = g_strdup (DEFAULT_STORE);
   config->busy_timeout_ms = 5000;
   config->synchronous_full = TRUE;
+  config->group_commit_max = 64;
 
   config->smtp_url = g_strdup ("smtp://127.0.0.1:25");
   config->smtp_starttls = TM_SMTP_STARTTLS_NO;
@@ -939,6 +941,12 @@ finish_loading (TmConfig *config, const char *file, GError **error)
     {
       set_value_error (error, file, "smtp", "workers", "%u is not between 1 and 64",
                        config->smtp_workers);
+      return FALSE;
+    }
+  if (config->group_commit_max < 1 || config->group_commit_max > 1000)
+    {
+      set_value_error (error, file, "store", "group_commit", "%u is not between 1 and 1000",
+                       config->group_commit_max);
       return FALSE;
     }
   for (char **sender = config->no_reply_senders; *sender != NULL; sender++)

@@ -16,6 +16,7 @@
  *            trusted_networks [127.0.0.1/32;::1/128]
  *   [store]  path [LOCALSTATEDIR/lib/ticket-milter/tickets.db]
  *            busy_timeout [5000] (milliseconds)  synchronous [full] (full|normal)
+ *            group_commit [64] (1..1000: mails that may share one commit)
  *   [smtp]   url [smtp://127.0.0.1:25]  starttls [no] (no | try | require)
  *            verify_peer [yes]  ca_file [system]  username [none: no AUTH]
  *            password  helo_name [libcurl's]  connect_timeout [10s]
@@ -116,6 +117,7 @@ typedef struct {
   char *store_path;
   guint busy_timeout_ms;
   gboolean synchronous_full;
+  guint group_commit_max;    /* mails of concurrent sessions sharing one COMMIT */
 
   char *smtp_url;
   TmSmtpStarttls smtp_starttls;

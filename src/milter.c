@@ -22,7 +22,7 @@
  * Configuration keys read here (ticket-milter.conf(5), defaults in config.h):
  *   [milter] socket on_error user socket_mode pid_file max_message_size
  *            max_header_size
- *   [store]  path busy_timeout synchronous
+ *   [store]  path busy_timeout synchronous group_commit
  *   [parser] fallback_charsets
  *
  * Contexts (CONVENTIONS.md section 6): a ConnectionContext (fields conn_*)
@@ -886,6 +886,7 @@ open_store (const TmConfig *config)
   TmStoreOptions options = {
     .busy_timeout_ms = config->busy_timeout_ms,
     .synchronous_full = config->synchronous_full,
+    .group_commit_max = config->group_commit_max,
     .create = TRUE,
   };
   g_autoptr (GError) error = NULL;
@@ -1061,6 +1062,12 @@ main (int argc, char **argv)
   int milter_status = smfi_main ();
 
   tm_outbox_stop (&milter_outbox);
+  TmStoreGroupStats group;
+  tm_store_group_stats (milter_store, &group);
+  if (group.commits > 0)
+    tm_log (LOG_INFO, "store: %" G_GINT64_FORMAT " mails in %" G_GINT64_FORMAT
+            " commits (%.2f a commit)", group.mails, group.commits,
+            (double) group.mails / (double) group.commits);
   tm_store_close (&milter_store);
   if (config->pid_file != NULL && unlink (config->pid_file) != 0 && errno != ENOENT)
     tm_log (LOG_WARNING, "cannot remove the pid file %s: %s", config->pid_file,

@@ -4,9 +4,11 @@
  *   tm_store_open ()     opens or creates the file, sets the pragmas, migrates
  *                        the schema forward, prepares every statement.
  *                        NULL + TM_STORE_ERROR_OPEN / _SCHEMA / _BUSY.
- *   tm_store_begin ()    takes the store's mutex, then BEGIN IMMEDIATE.
- *   tm_store_commit ()   COMMIT; on failure rolls back. Releases the mutex.
- *   tm_store_rollback () ROLLBACK (a transaction SQLite already ended is fine).
+ *   tm_store_begin ()    takes the store's mutex, joins the open batch (or
+ *                        starts one with BEGIN IMMEDIATE), SAVEPOINT mail.
+ *   tm_store_commit ()   RELEASE into the batch; returns once the batch has
+ *                        committed (group commit, below). Releases the mutex.
+ *   tm_store_rollback () ROLLBACK TO the mail's savepoint; the batch goes on.
  *   lookups, inserts     inside a transaction, from the thread that began it.
  *   readers              get_ticket, list_tickets, ticket_messages: inside a
  *                        transaction, or outside one in a single-threaded
@@ -182,6 +184,9 @@ typedef enum {
   STMT_BEGIN_READ,
   STMT_COMMIT,
   STMT_ROLLBACK,
+  STMT_SAVEPOINT,
+  STMT_RELEASE_SAVEPOINT,
+  STMT_ROLLBACK_TO_SAVEPOINT,
   STMT_FIND_MESSAGE,
   STMT_FIND_BY_MESSAGE_ID,
   STMT_TICKET_QUEUE,
@@ -231,6 +236,9 @@ static const char *const statement_sql[N_STATEMENTS] = {
   [STMT_BEGIN_READ] = "BEGIN DEFERRED",
   [STMT_COMMIT] = "COMMIT",
   [STMT_ROLLBACK] = "ROLLBACK",
+  [STMT_SAVEPOINT] = "SAVEPOINT mail",
+  [STMT_RELEASE_SAVEPOINT] = "RELEASE mail",
+  [STMT_ROLLBACK_TO_SAVEPOINT] = "ROLLBACK TO mail",
   [STMT_FIND_MESSAGE] =
     "SELECT ticket_id FROM messages WHERE queue = ?1 AND message_key = ?2",
   [STMT_FIND_BY_MESSAGE_ID] =
@@ -318,10 +326,27 @@ static const char *const statement_sql[N_STATEMENTS] = {
     "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE status = ?1 ORDER BY id DESC LIMIT ?2",
 };
 
+/* A mail whose work is in the open batch, waiting for the batch's COMMIT.
+ * Lives on its thread's stack for the length of tm_store_commit(). */
+typedef struct {
+  gboolean done;             /* the batch ended, one way or the other */
+  gboolean committed;        /* ... and its COMMIT succeeded */
+  GError *error;             /* why not, when !committed (owned) */
+} BatchMember;
+
 struct TmStore {
   sqlite3 *db;
   char *path;                              /* for messages */
-  GMutex lock;                             /* held from begin to commit/rollback */
+  /* Held by the one thread whose mail is being worked on: from begin to
+   * the end of its turn in commit/rollback, and by whoever commits a batch. */
+  GMutex lock;
+  GCond batch_ended;                       /* broadcast when a batch ends */
+  gint writers_waiting;                    /* atomic: threads queued in begin */
+  gboolean batch_open;                     /* our BEGIN IMMEDIATE is open */
+  GPtrArray *batch_members;                /* of BatchMember*, not owned */
+  guint group_commit_max;                  /* mails per batch, at least 1 */
+  gssize commits;                          /* atomic: batches committed */
+  gssize mails_committed;                  /* atomic: mails in those batches */
   sqlite3_stmt *statements[N_STATEMENTS];
 };
 
@@ -657,6 +682,9 @@ tm_store_open (const char *path, const TmStoreOptions *options, GError **error)
   TmStore *store = g_new0 (TmStore, 1);
   store->path = g_strdup (path);
   g_mutex_init (&store->lock);
+  g_cond_init (&store->batch_ended);
+  store->batch_members = g_ptr_array_new ();
+  store->group_commit_max = MAX (options->group_commit_max, 1);
 
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (options->create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2 (path, &store->db, flags, NULL);
@@ -718,45 +746,180 @@ tm_store_close (TmStore **store)
    * open transaction (a caller's bug) is rolled back by SQLite. */
   sqlite3_close (closing->db);
   g_mutex_clear (&closing->lock);
+  g_cond_clear (&closing->batch_ended);
+  g_ptr_array_unref (closing->batch_members);
   g_free (closing->path);
   g_free (closing);
 }
 
-/* ---- transactions ----------------------------------------------------- */
+/* ---- transactions: group commit --------------------------------------
+ *
+ * An fsync costs more than all the SQL of a mail, so mails that arrive
+ * together share one. The first writer opens BEGIN IMMEDIATE (the batch);
+ * each mail's work runs inside SAVEPOINT mail, which the mail RELEASEs into
+ * the batch when it commits or ROLLBACKs TO when it fails: one mail's
+ * failure never undoes another's work. After its turn a mail looks whether
+ * another writer is already queued for the lock. If one is (and the batch is
+ * not full), it leaves the batch open and sleeps until that batch ends; the
+ * last writer of a run finds nobody queued and COMMITs for everyone. A mail
+ * alone commits at once, so a single-threaded caller sees plain transactions.
+ * tm_store_commit() returns only once its batch's COMMIT is on disk, so what
+ * the milter tells the MTA is as durable as before. If SQLite ends the batch
+ * by itself (disk full, I/O error) or its COMMIT fails, every mail in it is
+ * told so and answers tempfail; the MTA retries each, and none is half
+ * stored. */
+
+/* Ends the open batch with COMMIT (or ROLLBACK when SQLite already ended it)
+ * and tells every member how it went. Called with the lock held. */
+static void
+end_batch (TmStore *store)
+{
+  GError *commit_error = NULL;
+  if (sqlite3_get_autocommit (store->db))
+    g_set_error (&commit_error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED,
+                 "commit: the transaction was rolled back by SQLite after an earlier error");
+  /* A busy COMMIT has already waited busy_timeout_ms in SQLite's handler. */
+  else if (!run (store, statement (store, STMT_COMMIT), "commit", &commit_error))
+    rollback_if_open (store);
+  if (commit_error == NULL)
+    {
+      g_atomic_pointer_add (&store->commits, 1);
+      g_atomic_pointer_add (&store->mails_committed, (gssize) store->batch_members->len);
+    }
+  for (guint i = 0; i < store->batch_members->len; i++)
+    {
+      BatchMember *member = g_ptr_array_index (store->batch_members, i);
+      member->done = TRUE;
+      member->committed = commit_error == NULL;
+      if (commit_error != NULL)
+        member->error = g_error_copy (commit_error);
+    }
+  g_clear_error (&commit_error);
+  g_ptr_array_set_size (store->batch_members, 0);
+  store->batch_open = FALSE;
+  g_cond_broadcast (&store->batch_ended);
+}
+
+/* The end of a mail's turn: commit the batch now unless another writer is
+ * queued to add to it. An empty batch is simply ended. Lock held. */
+static void
+end_turn (TmStore *store)
+{
+  if (!store->batch_open)
+    return;
+  /* SQLite ended the batch by itself: its members must hear it now, before
+   * the next writer's SAVEPOINT would start a transaction of its own. */
+  if (sqlite3_get_autocommit (store->db))
+    {
+      end_batch (store);
+      return;
+    }
+  gboolean more_coming = g_atomic_int_get (&store->writers_waiting) > 0
+                         && store->batch_members->len < store->group_commit_max;
+  if (more_coming)
+    return;
+  if (store->batch_members->len == 0)
+    {
+      rollback_if_open (store);
+      store->batch_open = FALSE;
+      return;
+    }
+  end_batch (store);
+}
 
 gboolean
 tm_store_begin (TmStore *store, GError **error)
 {
   g_return_val_if_fail (store != NULL, FALSE);
+  g_atomic_int_inc (&store->writers_waiting);
   g_mutex_lock (&store->lock);
-  /* Only a ROLLBACK that itself failed leaves a transaction behind; ending
-   * it here is what lets the next mail through without a restart. */
-  rollback_if_open (store);
-  if (!run (store, statement (store, STMT_BEGIN_WRITE), "begin transaction", error))
+  g_atomic_int_dec_and_test (&store->writers_waiting);
+  if (store->batch_open && sqlite3_get_autocommit (store->db))
+    end_batch (store);
+  if (!store->batch_open)
     {
+      /* Only a ROLLBACK that itself failed leaves a transaction behind;
+       * ending it here is what lets the next mail through without a
+       * restart. */
+      rollback_if_open (store);
+      if (!run (store, statement (store, STMT_BEGIN_WRITE), "begin transaction", error))
+        {
+          g_mutex_unlock (&store->lock);
+          return FALSE;
+        }
+      store->batch_open = TRUE;
+    }
+  if (!run (store, statement (store, STMT_SAVEPOINT), "begin transaction", error))
+    {
+      end_turn (store);
       g_mutex_unlock (&store->lock);
       return FALSE;
     }
   return TRUE;
 }
 
+/* Undoes this mail's work and leaves the batch's. Lock held. */
+static void
+rollback_turn (TmStore *store)
+{
+  if (sqlite3_get_autocommit (store->db))
+    return;  /* SQLite ended the batch; end_batch tells its members */
+  sqlite3_stmt *stmt = statement (store, STMT_ROLLBACK_TO_SAVEPOINT);
+  int rc = sqlite3_step (stmt);
+  release (stmt);
+  stmt = statement (store, STMT_RELEASE_SAVEPOINT);
+  if (rc == SQLITE_DONE)
+    rc = sqlite3_step (stmt);
+  release (stmt);
+  if (rc != SQLITE_DONE)
+    rollback_if_open (store);  /* cannot undo one mail alone: undo the batch */
+}
+
 gboolean
 tm_store_commit (TmStore *store, GError **error)
 {
   g_return_val_if_fail (store != NULL, FALSE);
-  /* A busy COMMIT has already waited busy_timeout_ms in SQLite's handler. */
-  gboolean ok = run (store, statement (store, STMT_COMMIT), "commit", error);
-  if (!ok)
-    rollback_if_open (store);
+  if (sqlite3_get_autocommit (store->db)
+      || !run (store, statement (store, STMT_RELEASE_SAVEPOINT), "commit", error))
+    {
+      if (error != NULL && *error == NULL)
+        g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED,
+                     "commit: the transaction was rolled back by SQLite after an earlier error");
+      rollback_turn (store);
+      end_turn (store);
+      g_mutex_unlock (&store->lock);
+      return FALSE;
+    }
+  BatchMember member = { FALSE, FALSE, NULL };
+  g_ptr_array_add (store->batch_members, &member);
+  end_turn (store);
+  while (!member.done)
+    g_cond_wait (&store->batch_ended, &store->lock);
   g_mutex_unlock (&store->lock);
-  return ok;
+  if (!member.committed)
+    {
+      g_propagate_error (error, member.error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+tm_store_group_stats (TmStore *store, TmStoreGroupStats *stats)
+{
+  g_return_if_fail (store != NULL && stats != NULL);
+  /* Atomics, not the lock: a thread inside its own transaction may ask. */
+  stats->commits = (gint64) g_atomic_pointer_get (&store->commits);
+  stats->mails = (gint64) g_atomic_pointer_get (&store->mails_committed);
+  stats->writers_waiting = (guint) g_atomic_int_get (&store->writers_waiting);
 }
 
 void
 tm_store_rollback (TmStore *store)
 {
   g_return_if_fail (store != NULL);
-  rollback_if_open (store);
+  rollback_turn (store);
+  end_turn (store);
   g_mutex_unlock (&store->lock);
 }
 

@@ -6,8 +6,12 @@
  * parameters; no statement is built from input.
  *
  * A transaction is also the store's critical section: tm_store_begin() takes
- * the store's mutex and starts BEGIN IMMEDIATE (so two writers never deadlock
- * on a lock upgrade); tm_store_commit() or tm_store_rollback() ends both.
+ * the store's mutex and opens the mail's transaction (a savepoint inside a
+ * BEGIN IMMEDIATE batch, so two writers never deadlock on a lock upgrade);
+ * tm_store_commit() or tm_store_rollback() ends both. Several threads' mails
+ * may share one SQLite COMMIT (group commit, up to group_commit_max): commit
+ * returns TRUE only once that COMMIT has succeeded, and a rollback undoes
+ * only the caller's own work.
  * Every other call must be made between them, from the thread that began;
  * only a single-threaded program (ticketctl) may also call the reading
  * functions (get_ticket, list_tickets, ticket_messages) outside one.
@@ -49,6 +53,7 @@ typedef struct {
   guint busy_timeout_ms;     /* 0: SQLite's default of failing at once */
   gboolean synchronous_full; /* PRAGMA synchronous = FULL, else NORMAL */
   gboolean create;           /* create the file (and its schema) when missing */
+  guint group_commit_max;    /* mails that may share one COMMIT; 0 or 1: one each */
 } TmStoreOptions;
 
 typedef struct {
@@ -99,6 +104,15 @@ int tm_store_schema_version (void);
 gboolean tm_store_begin (TmStore *store, GError **error);
 gboolean tm_store_commit (TmStore *store, GError **error);
 void tm_store_rollback (TmStore *store);
+
+/* How group commit went so far; callable from any thread, inside a
+ * transaction or not. */
+typedef struct {
+  gint64 commits;            /* SQLite COMMITs that succeeded */
+  gint64 mails;              /* mails committed by them */
+  guint writers_waiting;     /* threads queued in tm_store_begin right now */
+} TmStoreGroupStats;
+void tm_store_group_stats (TmStore *store, TmStoreGroupStats *stats);
 
 /* Idempotency: the ticket that already holds (queue, message_key), or 0. */
 gboolean tm_store_find_message (TmStore *store, const char *queue,

@@ -797,6 +797,197 @@ test_threads_share_one_store (Fixture *fixture, gconstpointer data)
   g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM message_ids"), ==, total);
 }
 
+/* ---- group commit ----------------------------------------------------- */
+
+/* A second session's mail, run in a thread of its own while the test's own
+ * mail holds the store. */
+typedef struct {
+  TmStore *store;
+  gboolean roll_back;          /* fail its own mail instead of committing */
+  gboolean fill_disk;          /* commit with the file size limit at the WAL's size */
+  const char *wal_path;
+  gboolean committed;
+  char *error_message;         /* owned */
+} SecondWriter;
+
+static gpointer
+second_writer_run (gpointer data)
+{
+  SecondWriter *writer = data;
+  GError *error = NULL;
+  TmTicket ticket = ticket_template ("second", "new", 2, NULL);
+  if (!tm_store_begin (writer->store, &error))
+    goto done;
+  if (!tm_store_create_ticket (writer->store, &ticket, &error) || writer->roll_back)
+    {
+      tm_store_rollback (writer->store);
+      goto done;
+    }
+  if (writer->fill_disk)
+    {
+      /* No room beyond what the WAL already holds: the batch's COMMIT
+       * cannot append its frames, as on a full disk. */
+      GStatBuf wal;
+      g_assert_cmpint (g_stat (writer->wal_path, &wal), ==, 0);
+      struct rlimit saved, tight;
+      g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &saved), ==, 0);
+      tight = (struct rlimit) { .rlim_cur = (rlim_t) wal.st_size, .rlim_max = saved.rlim_max };
+      void (*old_handler) (int) = signal (SIGXFSZ, SIG_IGN);
+      g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &tight), ==, 0);
+      writer->committed = tm_store_commit (writer->store, &error);
+      g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &saved), ==, 0);
+      signal (SIGXFSZ, old_handler);
+      goto done;
+    }
+  writer->committed = tm_store_commit (writer->store, &error);
+done:
+  if (error != NULL)
+    writer->error_message = g_strdup (error->message);
+  g_clear_error (&error);
+  return NULL;
+}
+
+/* Waits until another thread is queued for the store's lock. */
+static void
+wait_for_queued_writer (TmStore *store)
+{
+  TmStoreGroupStats stats;
+  for (int i = 0; i < 10000; i++)
+    {
+      tm_store_group_stats (store, &stats);
+      if (stats.writers_waiting > 0)
+        return;
+      g_usleep (1000);
+    }
+  g_assert_not_reached ();
+}
+
+/* The test's mail is in its transaction; a second session's mail queues
+ * behind it; then the test's mail commits. Returns what its commit said. */
+static gboolean
+commit_with_second_writer (Fixture *fixture, guint group_commit_max, SecondWriter *writer,
+                           GError **error)
+{
+  tm_store_close (&fixture->store);
+  TmStoreOptions options = default_options;
+  options.group_commit_max = group_commit_max;
+  fixture->store = tm_store_open (fixture->path, &options, error);
+  g_assert_nonnull (fixture->store);
+  writer->store = fixture->store;
+
+  TmTicket ticket = ticket_template ("first", "new", 1, NULL);
+  g_assert_true (tm_store_begin (fixture->store, error));
+  g_assert_true (tm_store_create_ticket (fixture->store, &ticket, error));
+  GThread *thread = g_thread_new ("second-writer", second_writer_run, writer);
+  wait_for_queued_writer (fixture->store);
+  gboolean committed = tm_store_commit (fixture->store, error);
+  g_thread_join (thread);
+  return committed;
+}
+
+static void
+test_group_commit_shares_one_commit (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  SecondWriter writer = { 0 };
+  g_assert_true (commit_with_second_writer (fixture, 64, &writer, &error));
+  g_assert_no_error (error);
+  g_assert_true (writer.committed);
+  TmStoreGroupStats stats;
+  tm_store_group_stats (fixture->store, &stats);
+  g_assert_cmpint (stats.commits, ==, 1);
+  g_assert_cmpint (stats.mails, ==, 2);
+  g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM tickets"), ==, 2);
+  g_free (writer.error_message);
+}
+
+static void
+test_group_commit_of_one (Fixture *fixture, gconstpointer data)
+{
+  /* group_commit = 1: the same two sessions, two commits. */
+  g_autoptr (GError) error = NULL;
+  SecondWriter writer = { 0 };
+  g_assert_true (commit_with_second_writer (fixture, 1, &writer, &error));
+  g_assert_true (writer.committed);
+  TmStoreGroupStats stats;
+  tm_store_group_stats (fixture->store, &stats);
+  g_assert_cmpint (stats.commits, ==, 2);
+  g_assert_cmpint (stats.mails, ==, 2);
+  g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM tickets"), ==, 2);
+  g_free (writer.error_message);
+}
+
+static void
+test_group_commit_rollback_keeps_the_others (Fixture *fixture, gconstpointer data)
+{
+  /* The second mail fails after the first has released its work into the
+   * batch: only the second's ticket is undone. */
+  g_autoptr (GError) error = NULL;
+  SecondWriter writer = { .roll_back = TRUE };
+  g_assert_true (commit_with_second_writer (fixture, 64, &writer, &error));
+  g_assert_no_error (error);
+  g_assert_false (writer.committed);
+  TmStoreGroupStats stats;
+  tm_store_group_stats (fixture->store, &stats);
+  g_assert_cmpint (stats.commits, ==, 1);
+  g_assert_cmpint (stats.mails, ==, 1);
+  g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM tickets"), ==, 1);
+  g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM tickets WHERE queue = 'first'"), ==, 1);
+  g_free (writer.error_message);
+}
+
+static void
+test_group_commit_failure_fails_every_member (Fixture *fixture, gconstpointer data)
+{
+  /* The batch's COMMIT fails: both mails hear it (and the milter answers
+   * tempfail for both), neither is stored, and the next mail goes through. */
+  g_autoptr (GError) error = NULL;
+  g_autofree char *wal_path = g_strconcat (fixture->path, "-wal", NULL);
+  struct rlimit limit;
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  if (limit.rlim_max != RLIM_INFINITY)
+    {
+      g_test_skip ("the file size limit cannot be raised back here");
+      return;
+    }
+  SecondWriter writer = { .fill_disk = TRUE, .wal_path = wal_path };
+  g_assert_false (commit_with_second_writer (fixture, 64, &writer, &error));
+  g_assert_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED);
+  g_test_message ("the first mail heard: %s; the second: %s", error->message,
+                  writer.error_message);
+  g_assert_false (writer.committed);
+  g_assert_nonnull (writer.error_message);
+  g_assert_cmpstr (writer.error_message, ==, error->message);
+  g_clear_error (&error);
+  g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM tickets"), ==, 0);
+  g_assert_cmpint (create_ticket (fixture->store, "support", "new", 3), >, 0);
+  g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM tickets"), ==, 1);
+  g_free (writer.error_message);
+}
+
+static void
+test_group_commit_many_threads (Fixture *fixture, gconstpointer data)
+{
+  /* Many sessions at once, each mail committed exactly once; the count of
+   * commits is reported, not asserted beyond its bounds (it depends on
+   * timing). */
+  tm_store_close (&fixture->store);
+  TmStoreOptions options = default_options;
+  options.group_commit_max = 64;
+  options.synchronous_full = TRUE;
+  g_autoptr (GError) error = NULL;
+  fixture->store = tm_store_open (fixture->path, &options, &error);
+  g_assert_no_error (error);
+  test_threads_share_one_store (fixture, data);
+  TmStoreGroupStats stats;
+  tm_store_group_stats (fixture->store, &stats);
+  g_test_message ("%" G_GINT64_FORMAT " mails in %" G_GINT64_FORMAT " commits",
+                  stats.mails, stats.commits);
+  g_assert_cmpint (stats.mails, ==, n_threads * mails_per_thread);
+  g_assert_cmpint (stats.commits, >=, 1);
+  g_assert_cmpint (stats.commits, <=, stats.mails);
+}
+
 /* ---- text ------------------------------------------------------------- */
 
 static void
@@ -1024,6 +1215,13 @@ main (int argc, char **argv)
   ADD ("/store/transaction/rollback-discards", test_rollback_discards);
   ADD ("/store/transaction/busy-fails-after-timeout", test_busy_database_fails_after_timeout);
   ADD ("/store/transaction/threads-share-one-store", test_threads_share_one_store);
+  ADD ("/store/transaction/group-commit/shares-one-commit", test_group_commit_shares_one_commit);
+  ADD ("/store/transaction/group-commit/of-one", test_group_commit_of_one);
+  ADD ("/store/transaction/group-commit/rollback-keeps-the-others",
+       test_group_commit_rollback_keeps_the_others);
+  ADD ("/store/transaction/group-commit/failure-fails-every-member",
+       test_group_commit_failure_fails_every_member);
+  ADD ("/store/transaction/group-commit/many-threads", test_group_commit_many_threads);
   ADD ("/store/list/filters-and-order", test_list_filters_and_order);
   ADD ("/store/text/stored-verbatim", test_text_is_stored_verbatim);
   ADD ("/store/fault/file-size-limit-then-recovery", test_file_size_limit_then_recovery);
