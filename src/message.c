@@ -890,7 +890,9 @@ tm_message_parse (const char *raw, gsize length, const TmParseOptions *options)
                          : ctx.html_part != NULL ? ctx.html_part : ctx.named_text_part;
   msg->body_text = body_part != NULL ? decode_body_part (&ctx, body_part) : g_strdup ("");
 
-  msg->content_hash = compute_content_hash (msg, raw + body_offset, parse_length - body_offset);
+  if (!(options != NULL && options->hash_only_without_message_id && msg->message_id != NULL
+        && *msg->message_id != '\0'))
+    msg->content_hash = compute_content_hash (msg, raw + body_offset, parse_length - body_offset);
 
   if (message != NULL)
     g_object_unref (message);

@@ -38,6 +38,9 @@ typedef struct {
   const char *const *fallback_charsets; /* NULL-terminated; NULL: {"UTF-8", "windows-1256"} */
   gboolean truncated;       /* the caller kept only the first part of the body */
   gsize original_size;      /* bytes the MTA sent, when truncated; else 0 */
+  gboolean hash_only_without_message_id; /* content_hash stays NULL when the mail has
+                                            a Message-ID, the only key then needed;
+                                            SHA-256 of a mail costs more than its SQL */
 } TmParseOptions;
 
 typedef struct {
@@ -57,7 +60,8 @@ typedef struct {
   GPtrArray *attachments;   /* of TmAttachment*, in MIME order */
   GPtrArray *headers;       /* of TmHeader*, top-level headers in order */
   GPtrArray *warnings;      /* of char*: what was wrong with the input */
-  char *content_hash;       /* hex SHA-256 over the headers less trace headers
+  char *content_hash;       /* hex SHA-256 (NULL under hash_only_without_message_id
+                               when there is a Message-ID) over the headers less trace headers
                                (Received, Return-Path, X-Ticket-*, ...) and the body:
                                stable across an MTA's retries of the same mail */
   gsize size;               /* bytes of the raw mail (original_size when truncated) */

@@ -593,6 +593,7 @@ milter_eom (SMFICTX *ctx)
     .fallback_charsets = (const char *const *) milter_config->fallback_charsets,
     .truncated = message->msg_truncated,
     .original_size = message->msg_truncated ? message->msg_size : 0,
+    .hash_only_without_message_id = TRUE,
   };
   TmMessage *parsed = tm_message_parse ((const char *) message->msg_raw->data,
                                         message->msg_raw->len, &options);

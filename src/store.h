@@ -177,7 +177,7 @@ GPtrArray *tm_store_ticket_events (TmStore *store, gint64 ticket_id, GError **er
 
 typedef struct {
   gint64 total;              /* other tickets of the customer, at most the limit */
-  gint64 open;               /* of the newest of those, new, open or pending */
+  gint64 open;               /* those new, open or pending, at most the limit */
   gint64 last_ticket;        /* the latest of them, 0 when none */
   gboolean capped;           /* there are more than TM_CUSTOMER_HISTORY_LIMIT */
 } TmCustomerHistory;

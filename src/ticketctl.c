@@ -210,6 +210,7 @@ command_simulate (Tool *tool, int argc, char **argv)
     .fallback_charsets = (const char *const *) tool->config->fallback_charsets,
     .truncated = truncated,
     .original_size = truncated ? original_size : 0,
+    .hash_only_without_message_id = TRUE,  /* as the daemon parses */
   };
   TmMessage *message = tm_message_parse ((const char *) raw->data, raw->len, &parse_options);
 
@@ -605,6 +606,7 @@ command_rules_test (Tool *tool, int argc, char **argv)
     .fallback_charsets = (const char *const *) config->fallback_charsets,
     .truncated = truncated,
     .original_size = truncated ? original_size : 0,
+    .hash_only_without_message_id = TRUE,  /* as the daemon parses */
   };
   TmMessage *message = tm_message_parse ((const char *) raw->data, raw->len, &parse_options);
 

@@ -979,6 +979,24 @@ hash_of (const char *raw)
 }
 
 static void
+test_message_hash_only_without_message_id (void)
+{
+  /* The daemon asks for the hash only when the Message-ID cannot be the key. */
+  static const char with_id[] = "From: a@example.com\nMessage-ID: <k@example.com>\n\nbody\n";
+  static const char without_id[] = "From: a@example.com\nSubject: no id\n\nbody\n";
+  TmParseOptions options = { .hash_only_without_message_id = TRUE };
+  TmMessage *msg = tm_message_parse (with_id, strlen (with_id), &options);
+  g_assert_cmpstr (msg->message_id, ==, "k@example.com");
+  g_assert_null (msg->content_hash);
+  tm_message_free (&msg);
+  msg = tm_message_parse (without_id, strlen (without_id), &options);
+  g_assert_null (msg->message_id);
+  g_autofree char *expected = hash_of (without_id);
+  g_assert_cmpstr (msg->content_hash, ==, expected);
+  tm_message_free (&msg);
+}
+
+static void
 test_message_hash_stability (void)
 {
   static const char lf[] =
@@ -1333,6 +1351,7 @@ main (int argc, char **argv)
   g_test_add_func ("/message/mime/attachments-bounded", test_message_attachments_are_bounded);
   g_test_add_func ("/message/headers/case-insensitive-lookup", test_message_header_lookup);
   g_test_add_func ("/message/hash/stable-across-retries", test_message_hash_stability);
+  g_test_add_func ("/message/hash/only-without-message-id", test_message_hash_only_without_message_id);
   g_test_add_func ("/message/hash/crlf-fixture-equals-lf", test_message_hash_fixture_crlf_lf);
   g_test_add_func ("/message/big/truncated-30mb-attachment", test_message_big_truncated_attachment);
   g_test_add_func ("/message/robustness/random-junk", test_message_random_junk);
