@@ -99,6 +99,7 @@ test_empty_file_gives_defaults (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (config->smtp_url, ==, "smtp://127.0.0.1:25");
   g_assert_cmpuint (config->max_message_size, ==, 10 * 1024 * 1024);
   g_assert_true (config->synchronous_full);
+  g_assert_cmpuint (config->group_commit_max, ==, 64);
   g_assert_cmpstr (config->fallback_charsets[1], ==, "windows-1256");
   tm_config_free (&config);
   g_assert_null (config);
@@ -222,6 +223,12 @@ test_bad_values (Fixture *fixture, gconstpointer data)
                 "[store] busy_timeout", NULL);
   expect_error (fixture, "[store]\nsynchronous = off\n", TM_CONFIG_ERROR_VALUE,
                 "[store] synchronous", NULL);
+  expect_error (fixture, "[store]\ngroup_commit = 0\n", TM_CONFIG_ERROR_VALUE,
+                "[store] group_commit", "between 1 and 1000", NULL);
+  expect_error (fixture, "[store]\ngroup_commit = 1001\n", TM_CONFIG_ERROR_VALUE,
+                "[store] group_commit", NULL);
+  expect_error (fixture, "[store]\ngroup_commit = many\n", TM_CONFIG_ERROR_VALUE,
+                "[store] group_commit", "many", NULL);
   expect_error (fixture, "[parser]\nfallback_charsets = ;\n", TM_CONFIG_ERROR_VALUE,
                 "[parser] fallback_charsets", NULL);
 }
