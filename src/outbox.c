@@ -11,6 +11,13 @@
  *
  * A store error (database locked past the busy timeout, disk full) is
  * logged and the loop waits and tries again: the rows stay pending.
+ *
+ * Delivery is at least once. Before a mail's SMTP conversation, the worker
+ * commits a mark on its row (handing_over_since), cleared with the outcome.
+ * If the daemon dies in between, the MTA may or may not have the mail, and
+ * SMTP gives no way to ask; at the next start the mail is sent again, and
+ * the log and an ack-interrupted event on the ticket say so. The window is
+ * the few milliseconds from the MTA's reply to our commit of it.
  */
 #include "outbox.h"
 
@@ -130,11 +137,39 @@ smtp_options (const TmConfig *config)
   return options;
 }
 
-static void
+/* Commits the mark that MAIL is being handed to the MTA, before the SMTP
+ * conversation begins. */
+static gboolean
+mark_handing_over (TmOutboxWorker *worker, const TmOutboxMail *mail, GError **error)
+{
+  TmStore *store = worker->store;
+  if (!tm_store_begin (store, error))
+    return FALSE;
+  if (!tm_store_outbox_mark_handing_over (store, mail->id, g_get_real_time () / G_USEC_PER_SEC,
+                                          error))
+    {
+      tm_store_rollback (store);
+      return FALSE;
+    }
+  return tm_store_commit (store, error);
+}
+
+/* One delivery attempt and its recorded outcome. FALSE when the attempt
+ * could not even start (the store refused the mark): the mail stays
+ * pending, and the caller waits before trying again. */
+static gboolean
 deliver (TmOutboxWorker *worker, const TmOutboxMail *mail)
 {
   TmOutbox *outbox = worker->outbox;
   const TmConfig *config = outbox->config;
+  g_autoptr (GError) mark_error = NULL;
+  if (!mark_handing_over (worker, mail, &mark_error))
+    {
+      tm_log_mail (LOG_ERR, mail->origin_queue_id, "outbox: cannot start delivering %s %"
+                   G_GINT64_FORMAT ": %s; trying again later", mail->kind, mail->id,
+                   mark_error->message);
+      return FALSE;
+    }
   TmSmtpOptions options = smtp_options (config);
   g_autofree char *detail = NULL;
   TmSmtpResult result = tm_smtp_send (&options, mail->sender, mail->recipient, mail->data,
@@ -183,11 +218,11 @@ deliver (TmOutboxWorker *worker, const TmOutboxMail *mail)
     {
       g_autoptr (GError) error = NULL;
       if (record_outcome (worker, mail, result, give_up, now + delay, recorded, &error))
-        return;
+        return TRUE;
       tm_log_mail (LOG_ERR, queue_id, "outbox: cannot record the outcome of %s %"
                    G_GINT64_FORMAT ": %s; trying again", mail->kind, mail->id, error->message);
       if (!wait_for_work (outbox, STORE_ERROR_WAIT_S))
-        return;
+        return TRUE;
     }
 }
 
@@ -250,9 +285,8 @@ worker_main (gpointer data)
         {
           if (mail != NULL)
             {
-              deliver (worker, mail);
+              wait_s = deliver (worker, mail) ? 0 : STORE_ERROR_WAIT_S;
               release_mail (outbox, mail);
-              wait_s = 0;
             }
           else
             wait_s = 1;      /* every due mail is with another worker */
@@ -263,6 +297,48 @@ worker_main (gpointer data)
         break;
     }
   return NULL;
+}
+
+/* At start-up: mail that a worker was handing to the MTA when the daemon
+ * died. The MTA may have taken it before the death, and there is no way to
+ * ask: it is sent again (an acknowledgement twice is better than none),
+ * and each such mail is logged and noted on its ticket, so that a customer's
+ * duplicate can be explained. A store error here is logged: the rows stay
+ * marked and are sent again all the same. */
+static void
+recover_interrupted (TmOutboxWorker *worker)
+{
+  g_autoptr (GError) error = NULL;
+  TmStore *store = worker->store;
+  if (!tm_store_begin (store, &error))
+    {
+      tm_log (LOG_ERR, "outbox: cannot look for interrupted deliveries: %s", error->message);
+      return;
+    }
+  g_autoptr (GPtrArray) mails = tm_store_outbox_interrupted (store, &error);
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  for (guint i = 0; mails != NULL && i < mails->len && error == NULL; i++)
+    {
+      const TmOutboxMail *mail = g_ptr_array_index (mails, i);
+      tm_log_mail (LOG_WARNING, mail->origin_queue_id, "outbox: %s %" G_GINT64_FORMAT
+                   " for ticket %" G_GINT64_FORMAT " to %s was being handed over when the "
+                   "daemon stopped; sending it again (the MTA may already have it)",
+                   mail->kind, mail->id, mail->ticket_id, mail->recipient);
+      g_autofree char *detail = g_strdup_printf ("%s %" G_GINT64_FORMAT " to %s: delivery "
+                                                 "interrupted, sent again", mail->kind,
+                                                 mail->id, mail->recipient);
+      if (tm_store_outbox_clear_interrupted (store, mail->id, "interrupted by a stop of the daemon",
+                                             &error))
+        tm_store_add_event (store, mail->ticket_id, 0, "ack-interrupted", now, detail, &error);
+    }
+  if (error != NULL)
+    {
+      tm_store_rollback (store);
+      tm_log (LOG_ERR, "outbox: cannot record interrupted deliveries: %s", error->message);
+      return;
+    }
+  if (!tm_store_commit (store, &error))
+    tm_log (LOG_ERR, "outbox: cannot record interrupted deliveries: %s", error->message);
 }
 
 static void
@@ -301,6 +377,7 @@ tm_outbox_start (const TmConfig *config, GError **error)
         }
       g_ptr_array_add (outbox->workers, worker);
     }
+  recover_interrupted (g_ptr_array_index (outbox->workers, 0));
   /* The threads start with every signal blocked: libmilter waits for
    * SIGTERM, SIGHUP and SIGINT in a thread of its own (sigwait), which works
    * only when no other thread can receive them. */

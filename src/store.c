@@ -172,7 +172,11 @@ static const Migration migrations[] = {
   { 3,
     /* The customer's history on every mail (X-Ticket-Customer) read from
      * indexes alone: counting open tickets no longer visits each row. */
-    "CREATE INDEX tickets_by_customer_status ON tickets (customer_address, status);" },
+    "CREATE INDEX tickets_by_customer_status ON tickets (customer_address, status);"
+    /* Set (wall clock) while a worker hands the mail to the MTA, cleared
+     * with the outcome: a row still marked at start-up was interrupted by a
+     * crash, and may have reached the MTA already. */
+    "ALTER TABLE outbox ADD COLUMN handing_over_since INTEGER;" },
 };
 
 int
@@ -220,6 +224,9 @@ typedef enum {
   STMT_OUTBOX_FAILED,
   STMT_OUTBOX_LIST,
   STMT_OUTBOX_LIST_BY_STATUS,
+  STMT_OUTBOX_HANDING_OVER,
+  STMT_OUTBOX_INTERRUPTED,
+  STMT_OUTBOX_CLEAR_HANDING_OVER,
   N_STATEMENTS
 } StatementId;
 
@@ -324,13 +331,21 @@ static const char *const statement_sql[N_STATEMENTS] = {
     "SELECT min (next_attempt_at) FROM outbox WHERE status = 'pending'",
   [STMT_OUTBOX_SENT] =
     "UPDATE outbox SET status = 'sent', attempts = attempts + 1, done_at = ?2,"
-    " last_result = ?3 WHERE id = ?1 AND status = 'pending'",
+    " last_result = ?3, handing_over_since = NULL WHERE id = ?1 AND status = 'pending'",
   [STMT_OUTBOX_RETRY] =
     "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2,"
-    " last_result = ?3 WHERE id = ?1 AND status = 'pending'",
+    " last_result = ?3, handing_over_since = NULL WHERE id = ?1 AND status = 'pending'",
   [STMT_OUTBOX_FAILED] =
     "UPDATE outbox SET status = 'failed', attempts = attempts + 1, done_at = ?2,"
-    " last_result = ?3 WHERE id = ?1 AND status = 'pending'",
+    " last_result = ?3, handing_over_since = NULL WHERE id = ?1 AND status = 'pending'",
+  [STMT_OUTBOX_HANDING_OVER] =
+    "UPDATE outbox SET handing_over_since = ?2 WHERE id = ?1 AND status = 'pending'",
+  [STMT_OUTBOX_INTERRUPTED] =
+    "SELECT " OUTBOX_COLUMNS " FROM outbox"
+    " WHERE status = 'pending' AND handing_over_since IS NOT NULL ORDER BY id",
+  [STMT_OUTBOX_CLEAR_HANDING_OVER] =
+    "UPDATE outbox SET handing_over_since = NULL, last_result = ?3"
+    " WHERE id = ?1 AND status = 'pending'",
   [STMT_OUTBOX_LIST] =
     "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2",
   [STMT_OUTBOX_LIST_BY_STATUS] =
@@ -1395,6 +1410,8 @@ tm_store_outbox_due (TmStore *store, gint64 now, guint limit, gint64 *earliest, 
   return ok ? g_steal_pointer (&mails) : NULL;
 }
 
+/* ?1 the mail, ?2 a time, ?3 a result: each statement uses what it needs
+ * (binding a number a statement does not use is a harmless no-op). */
 static gboolean
 outbox_update (TmStore *store, StatementId id, gint64 mail_id, gint64 when,
                const char *result, GError **error)
@@ -1436,6 +1453,38 @@ tm_store_outbox_mark_failed (TmStore *store, gint64 mail_id, gint64 at, const ch
 {
   g_return_val_if_fail (store != NULL, FALSE);
   return outbox_update (store, STMT_OUTBOX_FAILED, mail_id, at, result, error);
+}
+
+gboolean
+tm_store_outbox_mark_handing_over (TmStore *store, gint64 mail_id, gint64 since, GError **error)
+{
+  g_return_val_if_fail (store != NULL, FALSE);
+  return outbox_update (store, STMT_OUTBOX_HANDING_OVER, mail_id, since, NULL, error);
+}
+
+gboolean
+tm_store_outbox_clear_interrupted (TmStore *store, gint64 mail_id, const char *result,
+                                   GError **error)
+{
+  g_return_val_if_fail (store != NULL, FALSE);
+  return outbox_update (store, STMT_OUTBOX_CLEAR_HANDING_OVER, mail_id, 0, result, error);
+}
+
+GPtrArray *
+tm_store_outbox_interrupted (TmStore *store, GError **error)
+{
+  g_return_val_if_fail (store != NULL, NULL);
+  sqlite3_stmt *stmt = statement (store, STMT_OUTBOX_INTERRUPTED);
+  g_autoptr (GPtrArray) mails
+    = g_ptr_array_new_with_free_func ((GDestroyNotify) tm_outbox_mail_free);
+  int rc;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (mails, outbox_mail_from_row (stmt));
+  gboolean ok = rc == SQLITE_DONE;
+  if (!ok)
+    set_sqlite_error (store, rc, "read the interrupted outbox mail", error);
+  release (stmt);
+  return ok ? g_steal_pointer (&mails) : NULL;
 }
 
 GPtrArray *

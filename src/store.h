@@ -229,6 +229,18 @@ gboolean tm_store_outbox_mark_retry (TmStore *store, gint64 mail_id, gint64 next
                                      const char *result, GError **error);
 gboolean tm_store_outbox_mark_failed (TmStore *store, gint64 mail_id, gint64 at,
                                       const char *result, GError **error);
+/* Inside a transaction, committed before the SMTP conversation: the mail is
+ * being handed to the MTA since SINCE (wall clock). The outcome's mark_*
+ * clears it. */
+gboolean tm_store_outbox_mark_handing_over (TmStore *store, gint64 mail_id, gint64 since,
+                                            GError **error);
+/* Inside a transaction: the pending mails still marked as being handed over,
+ * oldest first (GPtrArray of TmOutboxMail*), which at start-up means that
+ * the daemon died during their delivery; and the clearing of that mark,
+ * with RESULT as the row's last result. */
+GPtrArray *tm_store_outbox_interrupted (TmStore *store, GError **error);
+gboolean tm_store_outbox_clear_interrupted (TmStore *store, gint64 mail_id, const char *result,
+                                            GError **error);
 /* Newest first; STATUS NULL for all; LIMIT 0 for no limit. GPtrArray of
  * TmOutboxMail* that frees them, or NULL with *error. */
 GPtrArray *tm_store_outbox_list (TmStore *store, const char *status, guint limit,

@@ -988,6 +988,70 @@ test_group_commit_many_threads (Fixture *fixture, gconstpointer data)
   g_assert_cmpint (stats.commits, <=, stats.mails);
 }
 
+/* ---- outbox ------------------------------------------------------------ */
+
+static gint64
+queue_outbox_mail (TmStore *store, gint64 ticket_id, const char *recipient)
+{
+  g_autoptr (GError) error = NULL;
+  char data[] = "Subject: ack\r\n\r\nthanks\r\n";
+  TmOutboxMail mail = {
+    .ticket_id = ticket_id, .queue = (char *) "support", .kind = (char *) "ack",
+    .sender = (char *) "", .recipient = (char *) recipient, .message_id = (char *) "ack@x",
+    .data = data, .length = strlen (data), .created_at = 1, .queued_us = 1,
+  };
+  g_assert_true (tm_store_begin (store, &error));
+  g_assert_true (tm_store_outbox_add (store, &mail, &error));
+  g_assert_true (tm_store_commit (store, &error));
+  g_assert_no_error (error);
+  return mail.id;
+}
+
+static guint
+interrupted_count (TmStore *store)
+{
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tm_store_begin (store, &error));
+  g_autoptr (GPtrArray) mails = tm_store_outbox_interrupted (store, &error);
+  tm_store_rollback (store);
+  g_assert_no_error (error);
+  return mails->len;
+}
+
+static void
+test_outbox_handing_over_mark (Fixture *fixture, gconstpointer data)
+{
+  /* The mark a worker commits before talking to the MTA: still there after
+   * a restart means the delivery was interrupted; any outcome clears it. */
+  g_autoptr (GError) error = NULL;
+  gint64 ticket = create_ticket (fixture->store, "support", "new", 1);
+  gint64 first = queue_outbox_mail (fixture->store, ticket, "a@example.net");
+  gint64 second = queue_outbox_mail (fixture->store, ticket, "b@example.net");
+  for (gint64 id = first; id <= second; id++)
+    {
+      g_assert_true (tm_store_begin (fixture->store, &error));
+      g_assert_true (tm_store_outbox_mark_handing_over (fixture->store, id, 100, &error));
+      g_assert_true (tm_store_commit (fixture->store, &error));
+    }
+  tm_store_close (&fixture->store);
+  fixture->store = tm_store_open (fixture->path, &default_options, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (interrupted_count (fixture->store), ==, 2);
+
+  g_assert_true (tm_store_begin (fixture->store, &error));
+  g_assert_true (tm_store_outbox_mark_sent (fixture->store, first, 101, "250 ok", &error));
+  g_assert_true (tm_store_outbox_clear_interrupted (fixture->store, second, "interrupted", &error));
+  g_assert_true (tm_store_commit (fixture->store, &error));
+  g_assert_cmpuint (interrupted_count (fixture->store), ==, 0);
+  g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM outbox WHERE status = 'pending'"
+                            " AND last_result = 'interrupted'"), ==, 1);
+  /* A mail no longer pending cannot be marked. */
+  g_assert_true (tm_store_begin (fixture->store, &error));
+  g_assert_false (tm_store_outbox_mark_handing_over (fixture->store, first, 102, &error));
+  g_assert_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED);
+  tm_store_rollback (fixture->store);
+}
+
 /* ---- text ------------------------------------------------------------- */
 
 static void
@@ -1222,6 +1286,7 @@ main (int argc, char **argv)
   ADD ("/store/transaction/group-commit/failure-fails-every-member",
        test_group_commit_failure_fails_every_member);
   ADD ("/store/transaction/group-commit/many-threads", test_group_commit_many_threads);
+  ADD ("/store/outbox/handing-over-mark", test_outbox_handing_over_mark);
   ADD ("/store/list/filters-and-order", test_list_filters_and_order);
   ADD ("/store/text/stored-verbatim", test_text_is_stored_verbatim);
   ADD ("/store/fault/file-size-limit-then-recovery", test_file_size_limit_then_recovery);
