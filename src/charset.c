@@ -245,6 +245,9 @@ try_utf8 (const char *bytes, gsize length, gboolean declared_utf8, GPtrArray *wa
 {
   Utf8Survey survey = survey_utf8 (bytes, length);
 
+  /* Valid already (the common case): a copy, without validating again. */
+  if (survey.invalid_bytes == 0 && memchr (bytes, '\0', length) == NULL)
+    return g_strndup (bytes, length);
   if (survey.invalid_bytes == 0 || survey.only_cut_tail)
     return repair_utf8 (bytes, length);
   if (declared_utf8

@@ -279,6 +279,70 @@ test_choose (void)
   g_assert_cmpstr (language, ==, "ar");
 }
 
+/* The script count's shortcut for the Arabic block must say what GLib says:
+ * random text from that block, Persian letters, presentation forms, Latin,
+ * digits and broken bytes, judged by a plain GLib loop as reference. */
+static const char *
+reference_language (const char *text, gsize length)
+{
+  gsize letters = 0, arabic = 0, persian = 0;
+  const char *at = text, *end = text + length;
+  while (at < end)
+    {
+      gunichar c = g_utf8_get_char_validated (at, end - at);
+      if (c == (gunichar) -1 || c == (gunichar) -2)
+        {
+          at++;
+          continue;
+        }
+      at = g_utf8_next_char (at);
+      if (!g_unichar_isalpha (c))
+        continue;
+      letters++;
+      if (g_unichar_get_script (c) != G_UNICODE_SCRIPT_ARABIC)
+        continue;
+      arabic++;
+      gunichar base[G_UNICHAR_MAX_DECOMPOSITION_LENGTH] = { c };
+      gsize n = ((c >= 0xFB50 && c <= 0xFDFF) || (c >= 0xFE70 && c <= 0xFEFF))
+                ? g_unichar_fully_decompose (c, TRUE, base, G_N_ELEMENTS (base)) : 1;
+      if (n == 1 && (base[0] == 0x067E || base[0] == 0x0686 || base[0] == 0x0698
+                     || base[0] == 0x06AF || base[0] == 0x06CC || base[0] == 0x06A9))
+        persian++;
+    }
+  if (arabic == 0 || arabic * 4 < letters)
+    return NULL;
+  return persian > 0 ? "fa" : "ar";
+}
+
+static void
+test_script_shortcut_agrees_with_glib (void)
+{
+  GRand *rand = g_rand_new_with_seed (20261123);
+  static const gunichar others[] = { 'a', 'Z', ' ', '7', 0x0660, 0x06F1, 0xFB56, 0xFEF5,
+                                     0x0750, 0x08A0, 0x00E9, 0x05D0, 0x200C };
+  for (int round = 0; round < 2000; round++)
+    {
+      GString *text = g_string_new (NULL);
+      int chars = g_rand_int_range (rand, 0, 40);
+      for (int i = 0; i < chars; i++)
+        {
+          int pick = g_rand_int_range (rand, 0, 10);
+          if (pick < 5)
+            g_string_append_unichar (text, 0x0600 + (gunichar) g_rand_int_range (rand, 0, 256));
+          else if (pick < 9)
+            g_string_append_unichar (text, others[g_rand_int_range (rand, 0, G_N_ELEMENTS (others))]);
+          else
+            g_string_append_c (text, (char) g_rand_int_range (rand, 0xD8, 0xDC)); /* a cut lead */
+        }
+      const char *expected = reference_language (text->str, text->len);
+      const char *got = tm_language_from_script (text->str, (gssize) text->len);
+      if (g_strcmp0 (expected, got) != 0)
+        g_error ("round %d: %s against GLib's %s for \"%s\"", round, got, expected, text->str);
+      g_string_free (text, TRUE);
+    }
+  g_rand_free (rand);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -286,6 +350,7 @@ main (int argc, char **argv)
   g_test_add_func ("/language/source-names", test_source_names);
   g_test_add_func ("/language/script/persian-letters-give-fa", test_persian);
   g_test_add_func ("/language/script/arabic-gives-ar", test_arabic);
+  g_test_add_func ("/language/script/shortcut-agrees-with-glib", test_script_shortcut_agrees_with_glib);
   g_test_add_func ("/language/script/one-persian-letter-in-long-arabic-gives-fa",
                    test_one_persian_letter_in_long_arabic);
   g_test_add_func ("/language/script/mostly-other-scripts-give-null", test_mostly_other_scripts);
