@@ -8,7 +8,9 @@
  *   bench/eom-bench [--mails N] [--synchronous full|normal] [--replies PERCENT]
  *                   [--prefill N] [--bulk-prefill N] [--rules N] [FILE.eml ...]
  *
- * With no files it uses a built-in 4 KB customer mail; files are used in
+ * With no files it uses a built-in 4 KB customer mail, from --customers N
+ * senders in turn (default 1000; 1 is the worst case of one customer with
+ * thousands of tickets, whose history every mail counts); files are used in
  * turn, each copy given a Message-ID of its own so that none is a retry. A share of the mails
  * (--replies, default 30%) are replies carrying the tag of an earlier ticket,
  * so threading lookups are measured too. --prefill N stores N tickets first
@@ -52,7 +54,7 @@ builtin_mail (void)
   GString *mail = g_string_new (
     "Received: from client.example.net (client.example.net [198.51.100.7])\r\n"
     "\tby mx.example.test (Postfix) with ESMTP id 4XyZ1; Mon, 23 Nov 2026 09:00:00 +0300\r\n"
-    "From: =?UTF-8?B?2LPYp9ix2Kk=?= <customer@example.net>\r\n"
+    "From: =?UTF-8?B?2LPYp9ix2Kk=?= <CUSTOMER@example.net>\r\n"
     "To: support@example.test\r\n"
     "Subject: =?UTF-8?B?2YHYp9iq2YjYsdipINmE2YUg2KrYtdmE?=\r\n"
     "Date: Mon, 23 Nov 2026 09:00:00 +0300\r\n"
@@ -227,7 +229,7 @@ bulk_prefill (const char *db_path, int tickets, GError **error)
 int
 main (int argc, char **argv)
 {
-  int mails = 5000, replies = 30, prefill = 0, bulk = 0, rules = 0;
+  int mails = 5000, replies = 30, prefill = 0, bulk = 0, rules = 0, customers = 1000;
   g_autofree char *synchronous = g_strdup ("full");
   g_auto (GStrv) files = NULL;
   GOptionEntry entries[] = {
@@ -236,6 +238,7 @@ main (int argc, char **argv)
     { "replies", 0, 0, G_OPTION_ARG_INT, &replies, "Percent of mails that reply to a ticket (default 30)", "PERCENT" },
     { "prefill", 0, 0, G_OPTION_ARG_INT, &prefill, "Tickets stored before timing (default 0)", "N" },
     { "bulk-prefill", 0, 0, G_OPTION_ARG_INT, &bulk, "Tickets written with SQL before timing (default 0)", "N" },
+    { "customers", 0, 0, G_OPTION_ARG_INT, &customers, "Distinct senders the mails come from in turn (default 1000)", "N" },
     { "rules", 0, 0, G_OPTION_ARG_INT, &rules, "Synthetic keyword rules in the configuration (default 0)", "N" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &files, NULL, "FILE.eml..." },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
@@ -243,7 +246,7 @@ main (int argc, char **argv)
   g_autoptr (GOptionContext) context = g_option_context_new ("- time ticket-milter's end-of-message work");
   g_option_context_add_main_entries (context, entries, NULL);
   g_autoptr (GError) error = NULL;
-  if (!g_option_context_parse (context, &argc, &argv, &error) || mails <= 0 || prefill < 0 || bulk < 0 || rules < 0
+  if (!g_option_context_parse (context, &argc, &argv, &error) || mails <= 0 || prefill < 0 || bulk < 0 || rules < 0 || customers <= 0
       || replies < 0 || replies > 100)
     {
       fprintf (stderr, "eom-bench: %s\n", error != NULL ? error->message : "bad numbers");
@@ -307,7 +310,7 @@ main (int argc, char **argv)
     }
 
   const char *recipients[] = { "support@example.test", NULL };
-  TmEnvelope envelope = { .sender = "customer@example.net", .recipients = recipients,
+  TmEnvelope envelope = { .sender = NULL, .recipients = recipients,
                           .mta_queue_id = "BENCH" };
   TmParseOptions parse_options = { .fallback_charsets = (const char *const *) config->fallback_charsets,
                                    .hash_only_without_message_id = TRUE };
@@ -323,6 +326,10 @@ main (int argc, char **argv)
       g_autofree char *with_id = NULL;
       GString *mail = g_string_new (template);
       g_string_replace (mail, "MSGID", unique, 0);
+      g_autofree char *customer = g_strdup_printf ("customer%d", round % customers);
+      g_string_replace (mail, "CUSTOMER", customer, 0);
+      g_autofree char *sender = g_strdup_printf ("%s@example.net", customer);
+      envelope.sender = sender;
       if (last_ticket > 0 && g_rand_int_range (rand, 0, 100) < replies)
         {
           g_autofree char *tag = g_strdup_printf ("Subject: Re: [Ticket#%" G_GINT64_FORMAT "] ",
@@ -356,8 +363,8 @@ main (int argc, char **argv)
   gint64 total = 0;
   for (int i = 0; i < mails; i++)
     total += elapsed[i];
-  printf ("mails=%d prefill=%d bulk_prefill=%d synchronous=%s replies=%d%% rules=%u\n", mails,
-          prefill, bulk, synchronous, replies, tm_rule_set_count (config->rules));
+  printf ("mails=%d prefill=%d bulk_prefill=%d customers=%d synchronous=%s replies=%d%% rules=%u\n",
+          mails, prefill, bulk, customers, synchronous, replies, tm_rule_set_count (config->rules));
   printf ("eom_ms median=%.3f p90=%.3f p99=%.3f max=%.3f mean=%.3f\n",
           elapsed[mails / 2] / 1000.0, elapsed[mails * 90 / 100] / 1000.0,
           elapsed[mails * 99 / 100] / 1000.0, elapsed[mails - 1] / 1000.0,
