@@ -573,6 +573,15 @@ answer_on_error (SMFICTX *ctx)
   return SMFIS_TEMPFAIL;
 }
 
+/* What answer_on_error() tells the MTA, for the log line that goes with it. */
+static const char *
+on_error_outcome (void)
+{
+  return milter_config->on_error == TM_ON_ERROR_ACCEPT
+         ? "accepted without a ticket (on_error = accept)"
+         : "answered 451 4.3.0, the MTA keeps the mail (on_error = tempfail)";
+}
+
 static sfsistat
 milter_eom (SMFICTX *ctx)
 {
@@ -620,7 +629,8 @@ milter_eom (SMFICTX *ctx)
   sfsistat answer = SMFIS_CONTINUE;
   if (decision == NULL)
     {
-      tm_log_mail (LOG_ERR, queue_id, "error: %s", error != NULL ? error->message : "unknown error");
+      tm_log_mail (LOG_ERR, queue_id, "error: %s; %s", error != NULL ? error->message : "unknown error",
+                   on_error_outcome ());
       answer = answer_on_error (ctx);
       message_context_free (&conn->conn_message);
       return answer;
@@ -639,8 +649,8 @@ milter_eom (SMFICTX *ctx)
           /* The ticket is committed; a retried mail is recognised as a
            * duplicate and gets its headers then. */
           tm_log_mail (LOG_ERR, queue_id, "error: %s failed; ticket %" G_GINT64_FORMAT
-                       " is stored, the mail is answered per on_error",
-                       failed_call, decision->ticket_id);
+                       " is stored; %s",
+                       failed_call, decision->ticket_id, on_error_outcome ());
           answer = answer_on_error (ctx);
         }
     }
@@ -1031,9 +1041,7 @@ main (int argc, char **argv)
   milter_store = open_store (config);
   if (strcmp (config->store_path, ":memory:") != 0)
     {
-      milter_outbox = tm_outbox_start (config, &error);
-      if (milter_outbox == NULL)
-        startup_fail (EX_CANTCREAT, "outbox: %s", error->message);
+      milter_outbox = tm_outbox_start (config, milter_store);
     }
   else
     tm_log (LOG_WARNING, "the store is in memory: acknowledgements are queued but never sent");

@@ -1,7 +1,8 @@
 /* outbox.c - deliver the outbox, one mail at a time, in a thread of its own.
  *
- * [smtp] workers threads (default 4), each with its own database
- * connection, run the same loop: read the pending mails that are due (one
+ * [smtp] workers threads (default 4) run the same loop on the daemon's own
+ * store (so that their bookkeeping shares the milter's group commits instead
+ * of fighting them for SQLite's write lock from connections of their own): read the pending mails that are due (one
  * short read), take the first that no other worker is delivering (a set of
  * ids in flight, under the outbox's mutex), deliver it without holding any
  * lock, record the outcome in one short transaction; when nothing is due,
@@ -45,12 +46,13 @@ struct TmOutbox {
   GCond cond;
   guint wakes;               /* wake-ups not yet taken by a worker */
   gboolean stopping;
+  TmSmtpCancel *cancel;      /* triggered on stop: cuts an SMTP wait short */
   GHashTable *in_flight;     /* ids (gint64*) being delivered right now */
 };
 
 struct TmOutboxWorker {
   TmOutbox *outbox;
-  TmStore *store;            /* this worker's own connection */
+  TmStore *store;            /* the daemon's store, borrowed */
   GThread *thread;
 };
 
@@ -121,9 +123,11 @@ record_outcome (TmOutboxWorker *worker, const TmOutboxMail *mail, TmSmtpResult r
 }
 
 static TmSmtpOptions
-smtp_options (const TmConfig *config)
+smtp_options (TmOutbox *outbox)
 {
+  const TmConfig *config = outbox->config;
   TmSmtpOptions options = {
+    .cancel = outbox->cancel,
     .url = config->smtp_url,
     .starttls = config->smtp_starttls,
     .verify_peer = config->smtp_verify_peer,
@@ -170,7 +174,7 @@ deliver (TmOutboxWorker *worker, const TmOutboxMail *mail)
                    mark_error->message);
       return FALSE;
     }
-  TmSmtpOptions options = smtp_options (config);
+  TmSmtpOptions options = smtp_options (outbox);
   g_autofree char *detail = NULL;
   TmSmtpResult result = tm_smtp_send (&options, mail->sender, mail->recipient, mail->data,
                                       mail->length, &detail);
@@ -239,8 +243,14 @@ take_mail (TmOutboxWorker *worker, gint64 now, guint *due_count, gint64 *earlies
   TmOutbox *outbox = worker->outbox;
   TmOutboxMail *taken = NULL;
   g_mutex_lock (&outbox->lock);
-  g_autoptr (GPtrArray) mails = tm_store_outbox_due (worker->store, now, DUE_BATCH, earliest,
-                                                     error);
+  /* The read needs the store's lock like any other use of the shared
+   * connection; it writes nothing, so it ends with a rollback. */
+  g_autoptr (GPtrArray) mails = NULL;
+  if (tm_store_begin (worker->store, error))
+    {
+      mails = tm_store_outbox_due (worker->store, now, DUE_BATCH, earliest, error);
+      tm_store_rollback (worker->store);
+    }
   *due_count = mails != NULL ? mails->len : 0;
   for (guint i = 0; mails != NULL && i < mails->len && taken == NULL; i++)
     {
@@ -344,37 +354,25 @@ recover_interrupted (TmOutboxWorker *worker)
 static void
 worker_free (gpointer data)
 {
-  TmOutboxWorker *worker = data;
-  tm_store_close (&worker->store);
-  g_free (worker);
+  g_free (data);
 }
 
 TmOutbox *
-tm_outbox_start (const TmConfig *config, GError **error)
+tm_outbox_start (const TmConfig *config, TmStore *store)
 {
-  g_return_val_if_fail (config != NULL, NULL);
-  TmStoreOptions options = {
-    .busy_timeout_ms = config->busy_timeout_ms,
-    .synchronous_full = config->synchronous_full,
-    .create = FALSE,
-  };
+  g_return_val_if_fail (config != NULL && store != NULL, NULL);
   TmOutbox *outbox = g_new0 (TmOutbox, 1);
   outbox->config = config;
   outbox->workers = g_ptr_array_new_with_free_func (worker_free);
   outbox->in_flight = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  outbox->cancel = tm_smtp_cancel_new ();
   g_mutex_init (&outbox->lock);
   g_cond_init (&outbox->cond);
   for (guint i = 0; i < config->smtp_workers; i++)
     {
       TmOutboxWorker *worker = g_new0 (TmOutboxWorker, 1);
       worker->outbox = outbox;
-      worker->store = tm_store_open (config->store_path, &options, error);
-      if (worker->store == NULL)
-        {
-          g_free (worker);
-          tm_outbox_stop (&outbox);
-          return NULL;
-        }
+      worker->store = store;
       g_ptr_array_add (outbox->workers, worker);
     }
   recover_interrupted (g_ptr_array_index (outbox->workers, 0));
@@ -413,6 +411,9 @@ tm_outbox_stop (TmOutbox **outbox_ptr)
   TmOutbox *outbox = *outbox_ptr;
   if (outbox == NULL)
     return;
+  /* A worker waiting on a silent server would hold the stop up to its
+   * timeout; the mail it gives up stays pending for the next start. */
+  tm_smtp_cancel_trigger (outbox->cancel);
   g_mutex_lock (&outbox->lock);
   outbox->stopping = TRUE;
   g_cond_broadcast (&outbox->cond);
@@ -425,6 +426,7 @@ tm_outbox_stop (TmOutbox **outbox_ptr)
     }
   g_ptr_array_unref (outbox->workers);
   g_hash_table_unref (outbox->in_flight);
+  tm_smtp_cancel_free (outbox->cancel);
   g_mutex_clear (&outbox->lock);
   g_cond_clear (&outbox->cond);
   g_free (outbox);

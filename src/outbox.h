@@ -18,11 +18,12 @@
  * Nothing here runs on the milter's mail path: tm_outbox_wake() only signals
  * a condition. Pending rows survive a restart (they are in the database),
  * and the worker picks them up when it starts. A crash between the MTA's
- * acceptance and the "sent" commit resends that one mail after the restart:
- * an acknowledgement may, rarely, arrive twice, but is never lost.
+ * acceptance and the "sent" commit resends that one mail after the restart
+ * (logged, with an ack-interrupted event): an acknowledgement may, rarely,
+ * arrive twice, but is never lost.
  *
  * Usage (the daemon):
- *   TmOutbox *outbox = tm_outbox_start (config, &error);   after privilege drop
+ *   TmOutbox *outbox = tm_outbox_start (config, store);   after privilege drop
  *   ... tm_outbox_wake (outbox) after each commit that queued a mail ...
  *   tm_outbox_stop (&outbox);   waits for a delivery in progress (bounded by
  *                               the SMTP timeouts)
@@ -31,18 +32,19 @@
 #define TM_OUTBOX_H
 
 #include "config.h"
+#include "store.h"
 
 typedef struct TmOutbox TmOutbox;  /* opaque */
 
-/* Opens one connection to config->store_path per worker and starts them.
- * CONFIG must outlive the worker. NULL with *error when the store cannot be
- * opened. */
-TmOutbox *tm_outbox_start (const TmConfig *config, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Starts the workers on STORE, the daemon's own (shared with the milter
+ * threads; its transactions are thread-safe). CONFIG and STORE must outlive
+ * the outbox. Looks for deliveries a crash interrupted before starting. */
+TmOutbox *tm_outbox_start (const TmConfig *config, TmStore *store) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Thread-safe and cheap: there may be new mail to deliver. NULL is fine. */
 void tm_outbox_wake (TmOutbox *outbox);
 
-/* Stops the threads, closes their connections, clears the caller's pointer. */
+/* Stops the threads and clears the caller's pointer; the store stays open. */
 void tm_outbox_stop (TmOutbox **outbox);
 
 /* The delay before attempt number ATTEMPTS + 1 after ATTEMPTS failures:

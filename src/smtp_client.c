@@ -48,6 +48,8 @@
 
 #include <curl/curl.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 #define DEFAULT_TIMEOUT_S 60
@@ -82,7 +84,92 @@ typedef struct {
   const GString *content;
   gsize content_offset;
   gint64 deadline;              /* monotonic microseconds; see on_curl_progress */
+  TmSmtpCancel *cancel;         /* TmSmtpOptions.cancel, or NULL */
+  curl_socket_t socket;         /* registered with cancel while open */
+  gboolean cancelled;           /* given up because of cancel (under its lock) */
 } SmtpTransaction;
+
+struct TmSmtpCancel {
+  GMutex lock;                  /* guards everything below, and the step
+                                   change to STEP_CONTENT of a registered call */
+  gboolean triggered;
+  GPtrArray *open;              /* of SmtpTransaction*: calls with a socket */
+};
+
+TmSmtpCancel *
+tm_smtp_cancel_new (void)
+{
+  TmSmtpCancel *cancel = g_new0 (TmSmtpCancel, 1);
+  g_mutex_init (&cancel->lock);
+  cancel->open = g_ptr_array_new ();
+  return cancel;
+}
+
+void
+tm_smtp_cancel_free (TmSmtpCancel *cancel)
+{
+  if (cancel == NULL)
+    return;
+  g_ptr_array_unref (cancel->open);
+  g_mutex_clear (&cancel->lock);
+  g_free (cancel);
+}
+
+/* Cuts the calls that may be cut: those whose message data has not started.
+ * Under the lock, a call cannot move on to its data meanwhile (see
+ * on_curl_debug), so a mail is never cut after its final dot, which the
+ * server might already have taken. */
+void
+tm_smtp_cancel_trigger (TmSmtpCancel *cancel)
+{
+  g_mutex_lock (&cancel->lock);
+  cancel->triggered = TRUE;
+  for (guint i = 0; i < cancel->open->len; i++)
+    {
+      SmtpTransaction *transaction = g_ptr_array_index (cancel->open, i);
+      if (transaction->step < STEP_CONTENT)
+        {
+          transaction->cancelled = TRUE;
+          shutdown (transaction->socket, SHUT_RDWR);
+        }
+    }
+  g_mutex_unlock (&cancel->lock);
+}
+
+/* libcurl's socket comes from here, so that a trigger can shut it down. */
+static curl_socket_t
+on_curl_open_socket (void *user_data, curlsocktype purpose, struct curl_sockaddr *address)
+{
+  SmtpTransaction *transaction = user_data;
+  TmSmtpCancel *cancel = transaction->cancel;
+  g_mutex_lock (&cancel->lock);
+  curl_socket_t fd = CURL_SOCKET_BAD;
+  if (cancel->triggered)
+    transaction->cancelled = TRUE;
+  else
+    {
+      fd = socket (address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+      if (fd != CURL_SOCKET_BAD)
+        {
+          transaction->socket = fd;
+          g_ptr_array_add (cancel->open, transaction);
+        }
+    }
+  g_mutex_unlock (&cancel->lock);
+  return fd;
+}
+
+static int
+on_curl_close_socket (void *user_data, curl_socket_t fd)
+{
+  SmtpTransaction *transaction = user_data;
+  TmSmtpCancel *cancel = transaction->cancel;
+  g_mutex_lock (&cancel->lock);
+  g_ptr_array_remove_fast (cancel->open, transaction);
+  transaction->socket = CURL_SOCKET_BAD;
+  g_mutex_unlock (&cancel->lock);
+  return close (fd);
+}
 
 const char *
 tm_smtp_result_name (TmSmtpResult result)
@@ -187,7 +274,12 @@ note_command (SmtpTransaction *transaction, const char *text, gsize length)
       transaction->quit_sent_at = g_get_monotonic_time ();
       return;
     }
+  /* The step is read by a trigger in another thread, under its lock. */
+  if (transaction->cancel != NULL)
+    g_mutex_lock (&transaction->cancel->lock);
   transaction->step = step_for_verb (text, verb_length, transaction->step);
+  if (transaction->cancel != NULL)
+    g_mutex_unlock (&transaction->cancel->lock);
   if (transaction->step == STEP_AUTH)
     transaction->auth_sent = TRUE;
   transaction->reply_is_current = FALSE;
@@ -238,7 +330,15 @@ on_curl_debug (CURL *curl, curl_infotype type, char *text, size_t length, void *
       break;
     case CURLINFO_DATA_OUT:
       if (transaction->step == STEP_DATA)
-        transaction->step = STEP_CONTENT;
+        {
+          /* Past this, a stop no longer cuts the call (see the trigger). */
+          if (transaction->cancel != NULL)
+            g_mutex_lock (&transaction->cancel->lock);
+          if (!transaction->cancelled)
+            transaction->step = STEP_CONTENT;
+          if (transaction->cancel != NULL)
+            g_mutex_unlock (&transaction->cancel->lock);
+        }
       transaction->reply_is_current = FALSE;
       break;
     default:
@@ -458,6 +558,8 @@ tm_smtp_send (const TmSmtpOptions *options, const char *envelope_sender,
     .reply_line = reply_line,
     .content = content,
     .deadline = start + timeout_s * G_GINT64_CONSTANT (1000000),
+    .cancel = options->cancel,
+    .socket = CURL_SOCKET_BAD,
   };
   char error_text[CURL_ERROR_SIZE] = "";
   struct curl_slist *recipients = curl_slist_append (NULL, recipient);
@@ -499,6 +601,13 @@ tm_smtp_send (const TmSmtpOptions *options, const char *envelope_sender,
   curl_easy_setopt (curl, CURLOPT_VERBOSE, 1L);
   curl_easy_setopt (curl, CURLOPT_DEBUGFUNCTION, on_curl_debug);
   curl_easy_setopt (curl, CURLOPT_DEBUGDATA, &transaction);
+  if (options->cancel != NULL)
+    {
+      curl_easy_setopt (curl, CURLOPT_OPENSOCKETFUNCTION, on_curl_open_socket);
+      curl_easy_setopt (curl, CURLOPT_OPENSOCKETDATA, &transaction);
+      curl_easy_setopt (curl, CURLOPT_CLOSESOCKETFUNCTION, on_curl_close_socket);
+      curl_easy_setopt (curl, CURLOPT_CLOSESOCKETDATA, &transaction);
+    }
 
   CURLcode code = curl_easy_perform (curl);
   /* How long the transaction took, without the goodbye. */
@@ -542,6 +651,18 @@ tm_smtp_send (const TmSmtpOptions *options, const char *envelope_sender,
       return about_the_mail ? TM_SMTP_PERMANENT : TM_SMTP_TEMPORARY;
     }
 
+  gboolean cancelled = FALSE;
+  if (options->cancel != NULL)
+    {
+      g_mutex_lock (&options->cancel->lock);
+      cancelled = transaction.cancelled;
+      g_mutex_unlock (&options->cancel->lock);
+    }
+  if (cancelled)
+    {
+      *detail = g_strdup_printf ("given up %s: the daemon is stopping", step_phrase (transaction.step));
+      return TM_SMTP_TEMPORARY;
+    }
   gboolean connected = connect_time_us > 0 || transaction.reply_code != 0;
   g_autofree char *description = describe_failure (code, &transaction, endpoint, error_text,
                                                    os_errno, connected, elapsed_s);

@@ -31,6 +31,17 @@ typedef enum {
   TM_SMTP_STARTTLS_REQUIRE,  /* fail (temporarily) without it */
 } TmSmtpStarttls;
 
+/* A stop switch shared by the calls of several threads: once triggered,
+ * every call in progress gives up (temporary) unless its message data is
+ * already going out, and every later call gives up at once. The sockets of
+ * calls still connecting or waiting for a reply are shut down, so that not
+ * even a silent server's greeting holds the caller until its timeout.
+ * Free it only after the calls that use it have returned. */
+typedef struct TmSmtpCancel TmSmtpCancel;
+TmSmtpCancel *tm_smtp_cancel_new (void);
+void tm_smtp_cancel_trigger (TmSmtpCancel *cancel);
+void tm_smtp_cancel_free (TmSmtpCancel *cancel);
+
 typedef struct {
   const char *url;           /* smtp://127.0.0.1:25 */
   TmSmtpStarttls starttls;
@@ -41,6 +52,7 @@ typedef struct {
   const char *helo_name;     /* NULL: libcurl's default */
   guint connect_timeout_s;   /* 0: 10 */
   guint timeout_s;           /* whole transaction; 0: 60 */
+  TmSmtpCancel *cancel;      /* NULL, or what tm_smtp_cancel_trigger() stops */
 } TmSmtpOptions;
 
 typedef enum {

@@ -56,6 +56,9 @@
 #include "message.h"
 
 #include <sqlite3.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK (tm-store-error-quark, tm_store_error)
 
@@ -390,9 +393,18 @@ is_busy (int rc)
 static void
 set_sqlite_error (TmStore *store, int rc, const char *operation, GError **error)
 {
-  g_set_error (error, TM_STORE_ERROR,
-               is_busy (rc) ? TM_STORE_ERROR_BUSY : TM_STORE_ERROR_FAILED,
-               "%s: %s", operation, sqlite3_errmsg (store->db));
+  /* "disk I/O error" alone does not tell an admin what to fix; the system's
+   * own word (read-only file system, permission, no space) does. */
+  int primary = rc & 0xff;
+  int system_errno = sqlite3_system_errno (store->db);
+  if (system_errno != 0 && (primary == SQLITE_IOERR || primary == SQLITE_FULL
+                            || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY))
+    g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED, "%s: %s (%s)", operation,
+                 sqlite3_errmsg (store->db), g_strerror (system_errno));
+  else
+    g_set_error (error, TM_STORE_ERROR,
+                 is_busy (rc) ? TM_STORE_ERROR_BUSY : TM_STORE_ERROR_FAILED,
+                 "%s: %s", operation, sqlite3_errmsg (store->db));
 }
 
 static sqlite3_stmt *
@@ -723,6 +735,18 @@ tm_store_open (const char *path, const TmStoreOptions *options, GError **error)
       return NULL;
     }
   sqlite3_busy_timeout (store->db, (int) MIN (options->busy_timeout_ms, (guint) G_MAXINT));
+  /* SQLite quietly falls back to read-only when the file is not writable;
+   * a store that is to write (create) would then fail every mail, for ever:
+   * the connection stays read-only after the admin fixes the file. */
+  if (options->create && sqlite3_db_readonly (store->db, "main") == 1)
+    {
+      int saved = faccessat (AT_FDCWD, path, W_OK, AT_EACCESS) == 0 ? 0 : errno;
+      g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_OPEN,
+                   "the ticket database %s is read-only to this process (uid %u): %s", path,
+                   (unsigned) geteuid (), saved != 0 ? g_strerror (saved) : "opened read-only");
+      tm_store_close (&store);
+      return NULL;
+    }
 
   /* Read the version before anything writes: a newer database is left as
    * it is. This is also where a file that is no database shows. */

@@ -535,6 +535,52 @@ test_temporary_silent_server_times_out (void)
   g_assert_cmpuint (server->commands->len, ==, 0);
 }
 
+static gpointer
+cancel_later (gpointer data)
+{
+  g_usleep (300 * 1000);
+  tm_smtp_cancel_trigger (data);
+  return NULL;
+}
+
+/* The daemon stops while a worker waits for a silent server: the wait ends
+ * at once (not after the 30 s timeout), as a temporary failure. */
+static void
+test_temporary_cancelled_by_stop (void)
+{
+  FakeScript script = { .greeting = FAKE_SILENT };
+  g_autoptr (FakeServer) server = fake_server_start (&script);
+  TmSmtpCancel *cancel = tm_smtp_cancel_new ();
+  TmSmtpOptions options = { .timeout_s = 30, .connect_timeout_s = 30, .cancel = cancel };
+  GThread *canceller = g_thread_new ("cancel", cancel_later, cancel);
+  g_auto (Outcome) outcome = deliver (server, 0, &options, "", simple_message);
+  g_thread_join (canceller);
+  tm_smtp_cancel_free (cancel);
+  g_assert_cmpint (outcome.result, ==, TM_SMTP_TEMPORARY);
+  g_assert_cmpstr (outcome.detail, ==, "given up waiting for the greeting: the daemon is stopping");
+  g_assert_cmpuint (server->commands->len, ==, 0);
+}
+
+/* With the switch already triggered, a call gives up before connecting;
+ * with it untouched, the same options deliver. */
+static void
+test_cancel_set_before_start (void)
+{
+  FakeScript script = { 0 };
+  g_autoptr (FakeServer) server = fake_server_start (&script);
+  TmSmtpCancel *cancel = tm_smtp_cancel_new ();
+  TmSmtpOptions options = { .timeout_s = 10, .connect_timeout_s = 10, .cancel = cancel };
+  g_auto (Outcome) first = deliver (server, 0, &options, "", simple_message);
+  g_assert_cmpint (first.result, ==, TM_SMTP_SENT);
+  tm_smtp_cancel_trigger (cancel);
+  /* The fake has hung up and closed its port: without the switch this
+   * would be "connection refused". */
+  g_auto (Outcome) second = deliver (NULL, server->port, &options, "", simple_message);
+  g_assert_cmpint (second.result, ==, TM_SMTP_TEMPORARY);
+  g_assert_true (g_str_has_suffix (second.detail, "the daemon is stopping"));
+  tm_smtp_cancel_free (cancel);
+}
+
 static void
 test_temporary_silent_after_data (void)
 {
@@ -738,6 +784,8 @@ main (int argc, char **argv)
   g_test_add_func ("/smtp/temporary/end-of-data-452", test_temporary_end_of_data_452);
   g_test_add_func ("/smtp/temporary/silent-server-times-out", test_temporary_silent_server_times_out);
   g_test_add_func ("/smtp/temporary/silent-after-data-times-out", test_temporary_silent_after_data);
+  g_test_add_func ("/smtp/temporary/cancelled-by-stop", test_temporary_cancelled_by_stop);
+  g_test_add_func ("/smtp/temporary/cancel-set-before-start", test_cancel_set_before_start);
   g_test_add_func ("/smtp/temporary/closed-during-data", test_temporary_closed_during_data);
   g_test_add_func ("/smtp/temporary/starttls-required-not-offered",
                    test_temporary_starttls_required_not_offered);
