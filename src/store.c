@@ -388,6 +388,22 @@ is_busy (int rc)
   return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
 }
 
+/* "PATH: reason" for the first of the database's files this process may
+ * not write (an immutable file, a read-only mount), or NULL: what SQLite's
+ * "disk I/O error" leaves out when it kept no errno. */
+static char *
+unwritable_file (TmStore *store)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm" };
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++)
+    {
+      g_autofree char *path = g_strconcat (store->path, suffixes[i], NULL);
+      if (faccessat (AT_FDCWD, path, W_OK, AT_EACCESS) != 0 && errno != ENOENT)
+        return g_strdup_printf ("%s: %s", path, g_strerror (errno));
+    }
+  return NULL;
+}
+
 /* Sets *error from the connection's last failure; call before the failed
  * statement is reset, while sqlite3_errmsg still describes it. */
 static void
@@ -397,10 +413,15 @@ set_sqlite_error (TmStore *store, int rc, const char *operation, GError **error)
    * own word (read-only file system, permission, no space) does. */
   int primary = rc & 0xff;
   int system_errno = sqlite3_system_errno (store->db);
-  if (system_errno != 0 && (primary == SQLITE_IOERR || primary == SQLITE_FULL
-                            || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY))
+  gboolean about_files = primary == SQLITE_IOERR || primary == SQLITE_FULL
+                         || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY;
+  g_autofree char *unwritable = about_files && system_errno == 0 ? unwritable_file (store) : NULL;
+  if (about_files && system_errno != 0)
     g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED, "%s: %s (%s)", operation,
                  sqlite3_errmsg (store->db), g_strerror (system_errno));
+  else if (unwritable != NULL)
+    g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED, "%s: %s (%s)", operation,
+                 sqlite3_errmsg (store->db), unwritable);
   else
     g_set_error (error, TM_STORE_ERROR,
                  is_busy (rc) ? TM_STORE_ERROR_BUSY : TM_STORE_ERROR_FAILED,
