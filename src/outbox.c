@@ -158,6 +158,13 @@ mark_handing_over (TmOutboxWorker *worker, const TmOutboxMail *mail, GError **er
   return tm_store_commit (store, error);
 }
 
+typedef struct {
+  TmOutboxWorker *worker;
+  const TmOutboxMail *mail;
+} Delivery;
+
+static void conclude (TmSmtpResult result, const char *detail, gpointer data);
+
 /* One delivery attempt and its recorded outcome. FALSE when the attempt
  * could not even start (the store refused the mark): the mail stays
  * pending, and the caller waits before trying again. */
@@ -165,7 +172,6 @@ static gboolean
 deliver (TmOutboxWorker *worker, const TmOutboxMail *mail)
 {
   TmOutbox *outbox = worker->outbox;
-  const TmConfig *config = outbox->config;
   g_autoptr (GError) mark_error = NULL;
   if (!mark_handing_over (worker, mail, &mark_error))
     {
@@ -175,9 +181,27 @@ deliver (TmOutboxWorker *worker, const TmOutboxMail *mail)
       return FALSE;
     }
   TmSmtpOptions options = smtp_options (outbox);
+  Delivery delivery = { worker, mail };
+  options.on_outcome = conclude;
+  options.on_outcome_data = &delivery;
   g_autofree char *detail = NULL;
-  TmSmtpResult result = tm_smtp_send (&options, mail->sender, mail->recipient, mail->data,
-                                      mail->length, &detail);
+  tm_smtp_send (&options, mail->sender, mail->recipient, mail->data, mail->length, &detail);
+  return TRUE;
+}
+
+/* The outcome, logged and recorded as soon as it is known: tm_smtp_send()
+ * calls this before saying goodbye to the server (QUIT and its reply), so
+ * that a mail the MTA took is marked sent without that round trip: every
+ * millisecond between the MTA's 250 and our commit is a millisecond in which
+ * a crash sends the mail twice. */
+static void
+conclude (TmSmtpResult result, const char *detail, gpointer data)
+{
+  const Delivery *delivery = data;
+  TmOutboxWorker *worker = delivery->worker;
+  const TmOutboxMail *mail = delivery->mail;
+  TmOutbox *outbox = worker->outbox;
+  const TmConfig *config = outbox->config;
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
   int attempts = mail->attempts + 1;
   /* The give-up clock runs from when the mail was queued (wall clock). */
@@ -222,11 +246,11 @@ deliver (TmOutboxWorker *worker, const TmOutboxMail *mail)
     {
       g_autoptr (GError) error = NULL;
       if (record_outcome (worker, mail, result, give_up, now + delay, recorded, &error))
-        return TRUE;
+        return;
       tm_log_mail (LOG_ERR, queue_id, "outbox: cannot record the outcome of %s %"
                    G_GINT64_FORMAT ": %s; trying again", mail->kind, mail->id, error->message);
       if (!wait_for_work (outbox, STORE_ERROR_WAIT_S))
-        return TRUE;
+        return;
     }
 }
 

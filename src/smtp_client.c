@@ -499,10 +499,74 @@ describe_failure (CURLcode code, const SmtpTransaction *transaction, const char 
     }
 }
 
-TmSmtpResult
-tm_smtp_send (const TmSmtpOptions *options, const char *envelope_sender,
-              const char *recipient, const char *data, gsize length,
-              char **detail)
+/* What one finished libcurl call means: SENT, TEMPORARY or PERMANENT, and
+ * the detail to log (see the top of this file). */
+typedef struct {
+  CURLcode code;
+  SmtpTransaction *transaction;
+  const char *endpoint;
+  const char *error_text;
+  long os_errno;
+  curl_off_t connect_time_us;
+  guint elapsed_s;
+  const char *password;
+} Attempt;
+
+static TmSmtpResult
+judge (const TmSmtpOptions *options, const Attempt *attempt, char **detail)
+{
+  SmtpTransaction *transaction = attempt->transaction;
+  if (attempt->code == CURLE_OK)
+    {
+      *detail = transaction->reply_line->len > 0
+        ? printable_detail (transaction->reply_line->str, transaction->reply_line->len, attempt->password)
+        : g_strdup ("accepted");
+      return TM_SMTP_SENT;
+    }
+
+  gboolean refused = transaction->reply_is_current && transaction->reply_code >= 400
+    && transaction->reply_code < 600;
+  if (refused)
+    {
+      *detail = printable_detail (transaction->reply_line->str, transaction->reply_line->len, attempt->password);
+      if (transaction->reply_code < 500)
+        return TM_SMTP_TEMPORARY;
+      gboolean about_the_mail = transaction->step == STEP_MAIL || transaction->step == STEP_RCPT
+        || transaction->step == STEP_DATA || transaction->step == STEP_CONTENT;
+      if (about_the_mail && options->username != NULL && !transaction->auth_sent)
+        {
+          char *refusal = *detail;
+          *detail = g_strdup_printf ("%s (credentials are configured but the server offered no AUTH)",
+                                     refusal);
+          g_free (refusal);
+          return TM_SMTP_TEMPORARY;
+        }
+      return about_the_mail ? TM_SMTP_PERMANENT : TM_SMTP_TEMPORARY;
+    }
+
+  gboolean cancelled = FALSE;
+  if (options->cancel != NULL)
+    {
+      g_mutex_lock (&options->cancel->lock);
+      cancelled = transaction->cancelled;
+      g_mutex_unlock (&options->cancel->lock);
+    }
+  if (cancelled)
+    {
+      *detail = g_strdup_printf ("given up %s: the daemon is stopping", step_phrase (transaction->step));
+      return TM_SMTP_TEMPORARY;
+    }
+  gboolean connected = attempt->connect_time_us > 0 || transaction->reply_code != 0;
+  g_autofree char *description = describe_failure (attempt->code, transaction, attempt->endpoint,
+                                                   attempt->error_text, attempt->os_errno,
+                                                   connected, attempt->elapsed_s);
+  *detail = printable_detail (description, strlen (description), attempt->password);
+  return TM_SMTP_TEMPORARY;
+}
+
+static TmSmtpResult
+send_mail (const TmSmtpOptions *options, const char *envelope_sender, const char *recipient,
+           const char *data, gsize length, char **detail, gboolean *concluded)
 {
   g_assert (options != NULL && options->url != NULL);
   g_assert (envelope_sender != NULL && recipient != NULL);
@@ -619,53 +683,34 @@ tm_smtp_send (const TmSmtpOptions *options, const char *envelope_sender,
   curl_off_t connect_time_us = 0;
   curl_easy_getinfo (curl, CURLINFO_OS_ERRNO, &os_errno);
   curl_easy_getinfo (curl, CURLINFO_CONNECT_TIME_T, &connect_time_us);
+  Attempt attempt = {
+    .code = code, .transaction = &transaction, .endpoint = endpoint, .error_text = error_text,
+    .os_errno = os_errno, .connect_time_us = connect_time_us, .elapsed_s = elapsed_s,
+    .password = password,
+  };
+  TmSmtpResult result = judge (options, &attempt, detail);
+  if (options->on_outcome != NULL)
+    options->on_outcome (result, *detail, options->on_outcome_data);
+  *concluded = TRUE;
+  /* The goodbye (QUIT and its reply) happens here, after the outcome is
+   * known and, through on_outcome, recorded. */
   curl_easy_cleanup (curl);
   curl_slist_free_all (recipients);
   curl_url_cleanup (url);
+  return result;
+}
 
-  if (code == CURLE_OK)
-    {
-      *detail = reply_line->len > 0
-        ? printable_detail (reply_line->str, reply_line->len, password)
-        : g_strdup ("accepted");
-      return TM_SMTP_SENT;
-    }
-
-  gboolean refused = transaction.reply_is_current && transaction.reply_code >= 400
-    && transaction.reply_code < 600;
-  if (refused)
-    {
-      *detail = printable_detail (reply_line->str, reply_line->len, password);
-      if (transaction.reply_code < 500)
-        return TM_SMTP_TEMPORARY;
-      gboolean about_the_mail = transaction.step == STEP_MAIL || transaction.step == STEP_RCPT
-        || transaction.step == STEP_DATA || transaction.step == STEP_CONTENT;
-      if (about_the_mail && options->username != NULL && !transaction.auth_sent)
-        {
-          char *refusal = *detail;
-          *detail = g_strdup_printf ("%s (credentials are configured but the server offered no AUTH)",
-                                     refusal);
-          g_free (refusal);
-          return TM_SMTP_TEMPORARY;
-        }
-      return about_the_mail ? TM_SMTP_PERMANENT : TM_SMTP_TEMPORARY;
-    }
-
-  gboolean cancelled = FALSE;
-  if (options->cancel != NULL)
-    {
-      g_mutex_lock (&options->cancel->lock);
-      cancelled = transaction.cancelled;
-      g_mutex_unlock (&options->cancel->lock);
-    }
-  if (cancelled)
-    {
-      *detail = g_strdup_printf ("given up %s: the daemon is stopping", step_phrase (transaction.step));
-      return TM_SMTP_TEMPORARY;
-    }
-  gboolean connected = connect_time_us > 0 || transaction.reply_code != 0;
-  g_autofree char *description = describe_failure (code, &transaction, endpoint, error_text,
-                                                   os_errno, connected, elapsed_s);
-  *detail = printable_detail (description, strlen (description), password);
-  return TM_SMTP_TEMPORARY;
+TmSmtpResult
+tm_smtp_send (const TmSmtpOptions *options, const char *envelope_sender,
+              const char *recipient, const char *data, gsize length,
+              char **detail)
+{
+  gboolean concluded = FALSE;
+  TmSmtpResult result = send_mail (options, envelope_sender, recipient, data, length, detail,
+                                   &concluded);
+  /* Refused before any connection (a bad address or URL): the caller hears
+   * the outcome all the same. */
+  if (!concluded && options->on_outcome != NULL)
+    options->on_outcome (result, *detail, options->on_outcome_data);
+  return result;
 }

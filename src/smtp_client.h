@@ -31,6 +31,12 @@ typedef enum {
   TM_SMTP_STARTTLS_REQUIRE,  /* fail (temporarily) without it */
 } TmSmtpStarttls;
 
+typedef enum {
+  TM_SMTP_SENT,
+  TM_SMTP_TEMPORARY,
+  TM_SMTP_PERMANENT,
+} TmSmtpResult;
+
 /* A stop switch shared by the calls of several threads: once triggered,
  * every call in progress gives up (temporary) unless its message data is
  * already going out, and every later call gives up at once. The sockets of
@@ -53,13 +59,13 @@ typedef struct {
   guint connect_timeout_s;   /* 0: 10 */
   guint timeout_s;           /* whole transaction; 0: 60 */
   TmSmtpCancel *cancel;      /* NULL, or what tm_smtp_cancel_trigger() stops */
+  /* Called once with the outcome (the same result and detail the call
+   * returns) as soon as it is known, before QUIT: a caller that records
+   * "sent" here does so without waiting for the goodbye. May be NULL. */
+  void (*on_outcome) (TmSmtpResult result, const char *detail, gpointer data);
+  gpointer on_outcome_data;
 } TmSmtpOptions;
 
-typedef enum {
-  TM_SMTP_SENT,
-  TM_SMTP_TEMPORARY,
-  TM_SMTP_PERMANENT,
-} TmSmtpResult;
 
 /* "sent", "temporary", "permanent". Static string. */
 const char *tm_smtp_result_name (TmSmtpResult result);
