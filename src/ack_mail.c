@@ -7,6 +7,9 @@
  *     octets, ending with CRLF. Never fails on hostile field contents;
  *     a NULL where ack_mail.h promises a string is a caller bug and
  *     returns NULL through g_return_val_if_fail().
+ *   char *tm_ack_mail_header_value (const char *text);
+ *     TEXT as one line of header value, encoded as below (for the headers
+ *     the milter adds to the passing mail).
  *   char *tm_ack_mail_new_message_id (const char *kind, gint64 ticket_id,
  *                                     const char *domain);
  *     "ticket-ID.KIND.<32 hex digits>@DOMAIN"; the hex digits are 128 bits
@@ -92,8 +95,8 @@ is_plausible_message_id (const char *id)
   return TRUE;
 }
 
-static gboolean
-is_plausible_address (const char *address)
+gboolean
+tm_ack_mail_address_is_plausible (const char *address)
 {
   if (address == NULL)
     return FALSE;
@@ -106,6 +109,13 @@ is_plausible_address (const char *address)
   for (gsize i = 0; i < length; i++)
     if (!is_plain_printable_ascii (address[i]))
       return FALSE;
+  /* Dot-atoms on both sides of the '@': GMime writes "a..b@x", ".a@x",
+   * "a.@x" or "a@x..y" as they are, and its own parser (like other strict
+   * ones) then finds no address in that To: at all; "a@x." it writes as
+   * "a@x". Found by tests/fuzz/fuzz-template. */
+  if (address[0] == '.' || at[-1] == '.' || at[1] == '.' || address[length - 1] == '.'
+      || strstr (address, "..") != NULL)
+    return FALSE;
   return TRUE;
 }
 
@@ -312,7 +322,7 @@ static void
 add_mailbox (GMimeMessage *message, GMimeAddressType type, const char *name,
              const char *address)
 {
-  if (!is_plausible_address (address))
+  if (!tm_ack_mail_address_is_plausible (address))
     return;
   g_autofree char *display_name = header_text (name);
   InternetAddress *mailbox = internet_address_mailbox_new (display_name, address);
@@ -348,6 +358,26 @@ references_value (const char *const *references, const char *in_reply_to)
   for (guint i = first; i < kept->len; i++)
     g_string_append_printf (value, "%s<%s>", value->len > 0 ? " " : "",
                             (const char *) g_ptr_array_index (kept, i));
+  return g_string_free (value, FALSE);
+}
+
+char *
+tm_ack_mail_header_value (const char *text)
+{
+  g_return_val_if_fail (text != NULL, NULL);
+  g_autofree char *line = header_text (text);
+  if (line == NULL)
+    return g_strdup ("");
+  if (gmime_writes_exactly (line, G_MAXSIZE))
+    return g_steal_pointer (&line);
+  /* encoded_words() starts with a space and folds with "\n "; the caller
+   * folds for itself, so the words are joined by single spaces here. */
+  GString *raw = encoded_words (line);
+  GString *value = g_string_sized_new (raw->len);
+  for (const char *c = raw->str + 1; *c != '\0'; c++)
+    if (*c != '\n')
+      g_string_append_c (value, *c);
+  g_string_free (raw, TRUE);
   return g_string_free (value, FALSE);
 }
 
@@ -416,7 +446,7 @@ tm_ack_mail_compose (const TmAckMail *mail, gsize *length)
   set_text_header (object, "Auto-Submitted",
                    auto_submitted != NULL ? auto_submitted : "auto-replied");
   g_mime_object_set_header (object, "X-Auto-Response-Suppress", "All", NULL);
-  if (is_plausible_address (mail->from_address))
+  if (tm_ack_mail_address_is_plausible (mail->from_address))
     g_mime_object_set_header (object, "X-Loop", mail->from_address, NULL);
 
   char ticket_id[32];

@@ -48,8 +48,25 @@ typedef struct {
   const char *auto_submitted;     /* NULL: "auto-replied" */
 } TmAckMail;
 
+/* TRUE when ADDRESS is one that tm_ack_mail_compose() writes into From: or
+ * To: (printable ASCII, one '@' not at either end, no white space or
+ * <>()[]\\,;:", no '.' at the start or end of either side nor two in a
+ * row, 3 to 254 octets); any other address is left out of the mail, so a
+ * reply must not be queued to it (autoreply.c asks first). */
+gboolean tm_ack_mail_address_is_plausible (const char *address);
+
 /* The message text; *length set when LENGTH is not NULL. Never fails. */
 char *tm_ack_mail_compose (const TmAckMail *mail, gsize *length) G_GNUC_WARN_UNUSED_RESULT;
+
+/* TEXT as the value of an unstructured header that another module writes
+ * (the Subject the milter rewrites, X-Ticket-Tags), by the rules above: one
+ * line, controls and U+2028/U+2029 as spaces, trimmed; left as it is when
+ * that is plain ASCII GMime would write exactly, else RFC 2047 encoded
+ * words in UTF-8 separated by single spaces. Text that only looks like an
+ * encoded word ("=?utf-8?q?a=0D=0A?=" typed by a customer) is encoded too,
+ * so a reader shows it as typed and never decodes it into a line break.
+ * "" when nothing is left. Never fails. */
+char *tm_ack_mail_header_value (const char *text) G_GNUC_WARN_UNUSED_RESULT;
 
 /* A new, globally unique Message-ID (without <>) for a mail about TICKET_ID
  * from DOMAIN: "ticket-1042.ack.<random hex>@domain". */

@@ -95,7 +95,10 @@ tm_autoreply_forbidden_by (const TmConfig *config, const TmMessage *message,
                            const char *sender, const char *recipient, gboolean via_form)
 {
   g_return_val_if_fail (config != NULL && message != NULL && sender != NULL, NULL);
-  if (recipient == NULL || strchr (recipient, '@') == NULL)
+  /* An address the acknowledgement cannot carry in its To: (non-ASCII,
+   * quoted local parts, junk) gets none: a mail without To: to an address
+   * that needs SMTPUTF8 would only bounce, or worse, be delivered. */
+  if (recipient == NULL || !tm_ack_mail_address_is_plausible (recipient))
     return "no-address";
   if (is_own_address (config, recipient))
     return "own-address";

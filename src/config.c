@@ -195,7 +195,11 @@ queue_new_default (const char *name)
   TmQueue *queue = g_new0 (TmQueue, 1);
   queue->name = g_strdup (name);
   queue->addresses = g_new0 (char *, 2);
-  queue->addresses[0] = g_strdup_printf ("%s@localhost", name);
+  /* Lower-cased like every configured address: [queue Support] without an
+   * address key must still find its mail (tm_config_queue_for_address
+   * compares lower-cased). Found by tests/fuzz/fuzz-config. */
+  g_autofree char *address = g_strdup_printf ("%s@localhost", name);
+  queue->addresses[0] = g_ascii_strdown (address, -1);
   queue->tag_prefix = g_strdup ("Ticket");
   queue->language = g_strdup ("en");
   queue->ack = TRUE;
@@ -297,7 +301,22 @@ tm_address_normalize (const char *address)
       length -= 2;
     }
   g_autofree char *inner = g_strstrip (g_strndup (start, length));
-  return g_ascii_strdown (inner, -1);
+  /* An envelope address is raw bytes from SMTP; what we keep of it (the
+   * stored sender, a customer address when From: has none, which the
+   * X-Ticket-Customer header the milter adds then shows) must be valid
+   * UTF-8 without control characters. Found by tests/fuzz/fuzz-pipeline. */
+  g_autofree char *valid = g_utf8_make_valid (inner, -1);
+  GString *clean = g_string_sized_new (strlen (valid));
+  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      if (g_unichar_iscntrl (c))
+        g_string_append_unichar (clean, 0xFFFD);
+      else
+        g_string_append_len (clean, p, g_utf8_next_char (p) - p);
+    }
+  g_autofree char *text = g_string_free (clean, FALSE);
+  return g_ascii_strdown (text, -1);
 }
 
 /* ---- reading values ---------------------------------------------------- */

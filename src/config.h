@@ -181,7 +181,8 @@ gboolean tm_config_is_agent (const TmConfig *config, const char *address);
 gboolean tm_config_is_trusted_client (const TmConfig *config,
                                       const char *client_addr);
 
-/* Lower-cases ADDRESS and strips surrounding <> and white space.
+/* Lower-cases ADDRESS (ASCII letters) and strips surrounding <> and white
+ * space; bytes that are not UTF-8 and control characters become U+FFFD.
  * Returns a new string; "" for the null sender. */
 char *tm_address_normalize (const char *address) G_GNUC_WARN_UNUSED_RESULT;
 

@@ -146,6 +146,19 @@ normalised_address (const char *address)
   g_strstrip (valid);
   if (*valid == '\0')
     return NULL;
+  /* Longer than an SMTP path may be (RFC 5321 4.5.3.1.3), or with a control
+   * or line separator inside a quoted local part ("a\r\nBcc: x"@y, U+0085,
+   * U+2028): no address anyone can write to. Kept, it would reach the
+   * ticket, the X-Ticket-Customer header (a line no folding can shorten, or
+   * a line break) and the log. */
+  if (strlen (valid) > 254)
+    return NULL;
+  for (const char *c = valid; *c != '\0'; c = g_utf8_next_char (c))
+    {
+      gunichar u = g_utf8_get_char (c);
+      if (g_unichar_iscntrl (u) || u == 0x2028 || u == 0x2029)
+        return NULL;
+    }
   return g_utf8_strdown (valid, -1);
 }
 
@@ -263,10 +276,15 @@ finish_header (ParseContext *ctx, char *name, GString *raw_value)
   while (length > 0 && (raw_value->str[length - 1] == ' ' || raw_value->str[length - 1] == '\t'
                         || raw_value->str[length - 1] == '\r'))
     length--;
+  /* A value that starts on a continuation line ("Subject:\n  text") has the
+   * folding white space in front; message.h promises it removed. */
+  gsize start = 0;
+  while (start < length && (raw_value->str[start] == ' ' || raw_value->str[start] == '\t'))
+    start++;
   TmHeader *header = g_new (TmHeader, 1);
   header->name = name;
-  header->value = tm_charset_to_utf8 (raw_value->str, length, NULL, ctx->fallbacks,
-                                      ctx->msg->warnings);
+  header->value = tm_charset_to_utf8 (raw_value->str + start, length - start, NULL,
+                                      ctx->fallbacks, ctx->msg->warnings);
   g_ptr_array_add (ctx->msg->headers, header);
 }
 

@@ -946,6 +946,12 @@ main (int argc, char **argv)
   gboolean foreground = FALSE;
   int option;
 
+  /* Whatever umask started us: the pid file (which an init script running
+   * as root trusts), the socket before its chmod and the database are never
+   * writable by other users. (Not 027: the socket's directory must stay
+   * traversable for the MTA's user; the store's directory is made 0750.) */
+  umask (022);
+
   opterr = 0;
   while ((option = getopt (argc, argv, ":c:fp:T:Vh")) != -1)
     {
@@ -1030,10 +1036,11 @@ main (int argc, char **argv)
   if (config->pid_file != NULL)
     write_pid_file (config->pid_file);
 
-  if (user != NULL)
+  if (user != NULL && user->pw_uid != 0)
     drop_privileges (user);
   else if (is_root)
-    tm_log (LOG_WARNING, "running as root: set [milter] user to drop privileges");
+    tm_log (LOG_WARNING, "running as root: set [milter] user to an unprivileged user to drop "
+            "privileges");
 
   tm_message_library_init ();
   tm_smtp_global_init ();

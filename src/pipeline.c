@@ -21,6 +21,7 @@
 #include <gmime/gmime.h>
 #include <string.h>
 
+#include "ack_mail.h"
 #include "autoreply.h"
 #include "language.h"
 #include "subject_tag.h"
@@ -128,17 +129,11 @@ status_after (const char *status, TmClass klass)
 static char *
 subject_header_value (const char *subject)
 {
-  g_autofree char *clean = g_strdup (subject);
-  for (char *c = clean; *c != '\0'; c++)
-    if ((guchar) *c < 0x20 || *c == 0x7f)
-      *c = ' ';
-  gboolean ascii = TRUE;
-  for (const char *c = clean; *c != '\0'; c++)
-    if ((guchar) *c >= 0x80)
-      ascii = FALSE;
-  if (ascii)
-    return g_steal_pointer (&clean);
-  return g_mime_utils_header_encode_text (NULL, clean, "utf-8");
+  /* ack_mail.c's encoder: controls become spaces, and text that only looks
+   * like an encoded word is encoded too, so that a subject the customer
+   * typed as "=?utf-8?q?a=0D=0A?=" is not decoded into a line break by the
+   * agent's mail client. */
+  return tm_ack_mail_header_value (subject);
 }
 
 static char *

@@ -758,6 +758,17 @@ read_rule (TmRuleSet *set, GKeyFile *keyfile, const char *group, const char *fil
   g_auto (GStrv) keys = g_key_file_get_keys (keyfile, group, NULL, NULL);
   for (char **key = keys; key != NULL && *key != NULL; key++)
     {
+      /* GKeyFile merges a group written twice and lists a repeated key
+       * twice (both with the last value): the rule name is then used twice,
+       * which is an error, and reading the key again would also leak the
+       * first value of a setting. */
+      for (char **earlier = keys; earlier < key; earlier++)
+        if (strcmp (*earlier, *key) == 0)
+          {
+            rule_error (error, file, name, *key,
+                        "given twice (or the rule name is used twice in this file)");
+            return NULL;
+          }
       GError *local_error = NULL;
       Condition *condition = read_condition (set, keyfile, group, file, name, *key, &local_error);
       if (condition != NULL)
