@@ -1,5 +1,7 @@
 /* ack_mail.c - compose the mails the desk sends (acknowledgements and other
- * automatic replies) as RFC 5322 text ready for SMTP DATA, with GMime.
+ * automatic replies) as RFC 5322 text ready for SMTP DATA, written directly
+ * (GMime reads them back in the tests, and is what the limits below were
+ * made to satisfy).
  *
  * Synopsis:
  *   char *tm_ack_mail_compose (const TmAckMail *mail, gsize *length);
@@ -19,12 +21,12 @@
  *  - header text (subject, names, queue name, Auto-Submitted) is made valid
  *    UTF-8 (invalid bytes become U+FFFD) and its controls, CR, LF, TAB and
  *    U+2028/U+2029 become spaces, then trimmed. Plain ASCII (single spaces,
- *    short words; names also short) is left to GMime to fold or quote;
- *    anything else this module writes itself as RFC 2047 encoded words in
- *    UTF-8, one per line, whole characters only - "B", or "Q" where base64
- *    would need padding in mid-run - working round GMime 3.2 encoder and
- *    parser bugs (see gmime_writes_exactly()), so that it reads back
- *    exactly with GMime and everything else;
+ *    short words; names also short) is written plain (folded at spaces,
+ *    a name quoted when it is not all atoms); anything else as RFC 2047
+ *    encoded words in UTF-8, one per line, whole characters only - "B", or
+ *    "Q" where base64 would need padding in mid-run - which is what reads
+ *    back exactly with GMime 3.2 (whose own encoder and parser disagree:
+ *    see gmime_writes_exactly()) and everything else;
  *  - addresses must be plausible (printable ASCII, one '@', no white space
  *    and none of <>()[]\,;:" - a comma would smuggle in a second recipient)
  *    and at most 254 octets, or the header that would carry them is left
@@ -37,12 +39,11 @@
  *    and other controls except TAB become spaces, and a final line break is
  *    added when missing because SMTP DATA must end with one. The text is put
  *    in canonical CRLF form before encoding (RFC 2045 wants that for base64)
- *    and GMime chooses the transfer encoding under the 7-bit constraint:
- *    7bit for short-lined ASCII, otherwise quoted-printable or base64 by its
- *    estimate of which is shorter.
+ *    the transfer encoding is 7bit for short-lined ASCII, otherwise
+ *    quoted-printable when at most 17% of the octets are 8-bit, else base64
+ *    (the rule GMime uses under a 7-bit constraint).
  * Ownership: both functions return a new string for g_free().
- * Threads: no shared state; safe in several threads once GMime is
- * initialised (tm_message_library_init()).
+ * Threads: no shared state; safe in several threads.
  */
 #include "ack_mail.h"
 
@@ -50,7 +51,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <gmime/gmime.h>
 
 /* RFC 5321's limit on a path, less the angle brackets. */
 #define ADDRESS_MAX_LENGTH 254
@@ -64,9 +64,11 @@
 #define RANDOM_BYTES 16
 /* "=?UTF-8?B?" + 60 base64 characters + "?=" is 72, under RFC 2047's 75. */
 #define ENCODED_WORD_MAX_BYTES 45
-/* Longer words GMime would turn into over-long encoded words. */
+/* Longer plain words are encoded (GMime would make over-long encoded words
+ * of them when folding, and a reader must get them back exactly). */
 #define PLAIN_WORD_MAX_LENGTH 60
-/* Display names GMime writes on one line, unfolded. */
+/* Longer plain display names are encoded rather than folded: GMime's
+ * parser keeps a line break inside a folded name. */
 #define PLAIN_NAME_MAX_LENGTH 40
 /* "=?UTF-8?Q?" + 63 + "?=" is 75. */
 #define Q_WORD_MAX_TEXT 63
@@ -298,48 +300,6 @@ encoded_words (const char *text)
   return raw;
 }
 
-/* Writes TEXT as the value of the header NAME of OBJECT, encoding it
- * ourselves where GMime would get it wrong: GMime writes a header's raw
- * value as it is (only the line ends converted), so replacing the raw value
- * it formatted puts our encoded words on the wire. */
-static void
-set_text_header (GMimeObject *object, const char *name, const char *text)
-{
-  g_mime_object_set_header (object, name, text, "utf-8");
-  if (gmime_writes_exactly (text, G_MAXSIZE))
-    return;
-  GString *raw = encoded_words (text);
-  g_string_append_c (raw, '\n');
-  GMimeHeaderList *headers = g_mime_object_get_header_list (object);
-  g_mime_header_set_raw_value (g_mime_header_list_get_header (headers, name), raw->str);
-  g_string_free (raw, TRUE);
-}
-
-/* Adds ADDRESS with NAME as the From or To mailbox, or nothing when the
- * address is implausible; a name GMime would mangle is encoded as in
- * set_text_header(). */
-static void
-add_mailbox (GMimeMessage *message, GMimeAddressType type, const char *name,
-             const char *address)
-{
-  if (!tm_ack_mail_address_is_plausible (address))
-    return;
-  g_autofree char *display_name = header_text (name);
-  InternetAddress *mailbox = internet_address_mailbox_new (display_name, address);
-  internet_address_list_add (g_mime_message_get_addresses (message, type), mailbox);
-  g_object_unref (mailbox);
-  if (display_name == NULL || gmime_writes_exactly (display_name, PLAIN_NAME_MAX_LENGTH))
-    return;
-  GString *raw = encoded_words (display_name);
-  g_string_append_printf (raw, " <%s>\n", address);
-  const char *header_name = type == GMIME_ADDRESS_TYPE_FROM ? "From" : "To";
-  GMimeHeader *header
-    = g_mime_header_list_get_header (g_mime_object_get_header_list (GMIME_OBJECT (message)),
-                                     header_name);
-  g_mime_header_set_raw_value (header, raw->str);
-  g_string_free (raw, TRUE);
-}
-
 /* "<a> <b> ... <in-reply-to>": the last REFERENCES_MAX plausible ids of the
  * customer's References, then its Message-ID; NULL when there is none. */
 static char *
@@ -381,26 +341,211 @@ tm_ack_mail_header_value (const char *text)
   return g_string_free (value, FALSE);
 }
 
-static GMimePart *
-text_part (const char *body, const char *language)
+/* Appends "NAME: VALUE" CRLF, VALUE folded at its spaces so that lines stay
+ * near 78 octets (a word longer than that keeps its own line, far below
+ * 998: every value here is made of bounded words). */
+static void
+append_folded (GString *out, const char *name, const char *value)
 {
-  GMimePart *part = g_mime_part_new_with_type ("text", "plain");
-  g_mime_object_set_content_type_parameter (GMIME_OBJECT (part), "charset", "utf-8");
+  g_string_append_printf (out, "%s:", name);
+  gsize line_length = strlen (name) + 1;
+  const char *word = value;
+  while (*word != '\0')
+    {
+      const char *end = strchr (word, ' ');
+      gsize length = end != NULL ? (gsize) (end - word) : strlen (word);
+      if (line_length + 1 + length > 78 && line_length > strlen (name) + 1)
+        {
+          g_string_append (out, "\r\n");
+          line_length = 0;
+        }
+      g_string_append_c (out, ' ');
+      g_string_append_len (out, word, (gssize) length);
+      line_length += 1 + length;
+      word += length;
+      while (*word == ' ')
+        word++;
+    }
+  g_string_append (out, "\r\n");
+}
 
+/* Appends TEXT (one line, see header_text()) as the value of NAME: plain
+ * when it is plain short-worded ASCII, else as RFC 2047 encoded words, one
+ * per line. */
+static void
+append_text_header (GString *out, const char *name, const char *text)
+{
+  if (gmime_writes_exactly (text, G_MAXSIZE))
+    {
+      append_folded (out, name, text);
+      return;
+    }
+  GString *words = encoded_words (text);
+  g_string_append_printf (out, "%s:", name);
+  for (const char *c = words->str; *c != '\0'; c++)
+    if (*c == '\n')
+      g_string_append (out, "\r\n");
+    else
+      g_string_append_c (out, *c);
+  g_string_append (out, "\r\n");
+  g_string_free (words, TRUE);
+}
+
+/* RFC 5322 atext, and the space between words: a plain display name made
+ * only of these needs no quotes. */
+static gboolean
+is_atext_or_space (char c)
+{
+  return g_ascii_isalnum (c) || (c != '\0' && strchr (" !#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* Appends the From or To header for ADDRESS with NAME, or nothing when the
+ * address is implausible (a bad To gives a mail without To, never a wrong
+ * one). */
+static void
+append_mailbox (GString *out, const char *header, const char *name, const char *address)
+{
+  if (!tm_ack_mail_address_is_plausible (address))
+    return;
+  g_autofree char *display_name = header_text (name);
+  if (display_name == NULL)
+    {
+      g_string_append_printf (out, "%s: %s\r\n", header, address);
+      return;
+    }
+  if (!gmime_writes_exactly (display_name, PLAIN_NAME_MAX_LENGTH))
+    {
+      GString *words = encoded_words (display_name);
+      g_string_append_printf (out, "%s:", header);
+      for (const char *c = words->str; *c != '\0'; c++)
+        if (*c == '\n')
+          g_string_append (out, "\r\n");
+        else
+          g_string_append_c (out, *c);
+      g_string_append_printf (out, "\r\n <%s>\r\n", address);
+      g_string_free (words, TRUE);
+      return;
+    }
+  gboolean atoms = TRUE;
+  for (const char *c = display_name; *c != '\0'; c++)
+    if (!is_atext_or_space (*c))
+      atoms = FALSE;
+  if (atoms)
+    {
+      g_string_append_printf (out, "%s: %s <%s>\r\n", header, display_name, address);
+      return;
+    }
+  g_string_append_printf (out, "%s: \"", header);
+  for (const char *c = display_name; *c != '\0'; c++)
+    {
+      if (*c == '"' || *c == '\\')
+        g_string_append_c (out, '\\');
+      g_string_append_c (out, *c);
+    }
+  g_string_append_printf (out, "\" <%s>\r\n", address);
+}
+
+/* RFC 5322 date-time, in English whatever the locale. */
+static void
+append_date (GString *out, gint64 unix_time)
+{
+  static const char *const days[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+  static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+  GDateTime *date = g_date_time_new_from_unix_local (unix_time);
+  if (date == NULL)             /* outside the years 1-9999 */
+    date = g_date_time_new_now_local ();
+  gint64 offset_minutes = g_date_time_get_utc_offset (date) / G_TIME_SPAN_MINUTE;
+  char sign = offset_minutes < 0 ? '-' : '+';
+  offset_minutes = ABS (offset_minutes);
+  g_string_append_printf (out, "Date: %s, %02d %s %04d %02d:%02d:%02d %c%02d%02d\r\n",
+                          days[g_date_time_get_day_of_week (date) - 1],
+                          g_date_time_get_day_of_month (date),
+                          months[g_date_time_get_month (date) - 1], g_date_time_get_year (date),
+                          g_date_time_get_hour (date), g_date_time_get_minute (date),
+                          g_date_time_get_second (date), sign, (int) (offset_minutes / 60),
+                          (int) (offset_minutes % 60));
+  g_date_time_unref (date);
+}
+
+/* Appends TEXT (canonical CRLF lines) as quoted-printable: lines of at most
+ * 76 octets with soft breaks, "=" and everything but printable ASCII
+ * encoded, and a space or tab before a line end encoded too. */
+static void
+append_quoted_printable (GString *out, const GString *text)
+{
+  gsize column = 0;
+  for (gsize i = 0; i < text->len; i++)
+    {
+      guchar c = (guchar) text->str[i];
+      if (c == '\r' && i + 1 < text->len && text->str[i + 1] == '\n')
+        {
+          g_string_append (out, "\r\n");
+          column = 0;
+          i++;
+          continue;
+        }
+      gboolean at_line_end = i + 1 >= text->len || text->str[i + 1] == '\r';
+      gboolean literal = (c >= 33 && c <= 126 && c != '=')
+                         || ((c == ' ' || c == '\t') && !at_line_end);
+      gsize width = literal ? 1 : 3;
+      if (column + width > 75)
+        {
+          g_string_append (out, "=\r\n");
+          column = 0;
+        }
+      if (literal)
+        g_string_append_c (out, (char) c);
+      else
+        g_string_append_printf (out, "=%02X", c);
+      column += width;
+    }
+}
+
+/* The body part's headers and content: 7bit for ASCII with short lines,
+ * otherwise quoted-printable or base64, whichever is shorter (as GMime's
+ * choice under a 7-bit constraint). */
+static void
+append_body (GString *out, const char *body, const char *language)
+{
   GString *text = canonical_body (body);
-  GMimeStream *stream = g_mime_stream_mem_new_with_buffer (text->str, text->len);
-  g_string_free (text, TRUE);
-  GMimeDataWrapper *content
-    = g_mime_data_wrapper_new_with_stream (stream, GMIME_CONTENT_ENCODING_DEFAULT);
-  g_object_unref (stream);
-  g_mime_part_set_content (part, content);
-  g_object_unref (content);
-
-  g_mime_part_set_content_encoding (part,
-    g_mime_part_get_best_content_encoding (part, GMIME_ENCODING_CONSTRAINT_7BIT));
+  gsize eight_bit = 0, line = 0, longest = 0;
+  for (gsize i = 0; i < text->len; i++)
+    {
+      if ((guchar) text->str[i] >= 0x80)
+        eight_bit++;
+      if (text->str[i] == '\n')
+        line = 0;
+      else if (++line > longest)
+        longest = line;
+    }
+  g_string_append (out, "Content-Type: text/plain; charset=utf-8\r\n");
   if (is_plausible_language (language))
-    g_mime_object_set_header (GMIME_OBJECT (part), "Content-Language", language, NULL);
-  return part;
+    g_string_append_printf (out, "Content-Language: %s\r\n", language);
+  if (eight_bit == 0 && longest <= 998)
+    {
+      g_string_append (out, "Content-Transfer-Encoding: 7bit\r\n\r\n");
+      g_string_append_len (out, text->str, (gssize) text->len);
+    }
+  else if (eight_bit <= text->len * 17 / 100)
+    {
+      g_string_append (out, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+      append_quoted_printable (out, text);
+      if (!g_str_has_suffix (out->str, "\r\n"))
+        g_string_append (out, "\r\n");
+    }
+  else
+    {
+      g_string_append (out, "Content-Transfer-Encoding: base64\r\n\r\n");
+      g_autofree char *base64 = g_base64_encode ((const guchar *) text->str, text->len);
+      gsize length = strlen (base64);
+      for (gsize at = 0; at < length; at += 76)
+        {
+          g_string_append_len (out, base64 + at, (gssize) MIN (76, length - at));
+          g_string_append (out, "\r\n");
+        }
+    }
+  g_string_free (text, TRUE);
 }
 
 char *
@@ -414,62 +559,36 @@ tm_ack_mail_compose (const TmAckMail *mail, gsize *length)
   g_return_val_if_fail (mail->message_id != NULL, NULL);
   g_return_val_if_fail (mail->queue_name != NULL, NULL);
 
-  /* Without pretty headers: GMime would otherwise reserve empty Reply-To,
-   * Cc and Bcc slots, and headers come out in the order they are set. */
-  GMimeMessage *message = g_mime_message_new (FALSE);
-  GMimeObject *object = GMIME_OBJECT (message);
-
-  add_mailbox (message, GMIME_ADDRESS_TYPE_FROM, mail->from_name, mail->from_address);
-  add_mailbox (message, GMIME_ADDRESS_TYPE_TO, mail->to_name, mail->to_address);
-
+  /* Written directly rather than built as a GMime object: composing with
+   * GMime cost more than all the rest of a mail's work at end of message,
+   * and every value is encoded here in any case (see the top). */
+  GString *out = g_string_sized_new (2048 + strlen (mail->body) * 2);
+  append_mailbox (out, "From", mail->from_name, mail->from_address);
+  append_mailbox (out, "To", mail->to_name, mail->to_address);
   g_autofree char *subject = header_text (mail->subject);
-  set_text_header (object, "Subject", subject != NULL ? subject : "");
-
-  GDateTime *date = g_date_time_new_from_unix_local (mail->date);
-  if (date == NULL)             /* outside the years 1-9999 */
-    date = g_date_time_new_now_local ();
-  g_mime_message_set_date (message, date);
-  g_date_time_unref (date);
-
+  append_text_header (out, "Subject", subject != NULL ? subject : "");
+  append_date (out, mail->date);
   if (is_plausible_message_id (mail->message_id))
-    g_mime_message_set_message_id (message, mail->message_id);
+    g_string_append_printf (out, "Message-ID: <%s>\r\n", mail->message_id);
   if (is_plausible_message_id (mail->in_reply_to))
-    {
-      g_autofree char *in_reply_to = g_strdup_printf ("<%s>", mail->in_reply_to);
-      g_mime_object_set_header (object, "In-Reply-To", in_reply_to, NULL);
-    }
+    g_string_append_printf (out, "In-Reply-To: <%s>\r\n", mail->in_reply_to);
   g_autofree char *references = references_value (mail->references, mail->in_reply_to);
   if (references != NULL)
-    g_mime_object_set_header (object, "References", references, NULL);
-
+    append_folded (out, "References", references);
   g_autofree char *auto_submitted = header_text (mail->auto_submitted);
-  set_text_header (object, "Auto-Submitted",
-                   auto_submitted != NULL ? auto_submitted : "auto-replied");
-  g_mime_object_set_header (object, "X-Auto-Response-Suppress", "All", NULL);
+  append_text_header (out, "Auto-Submitted", auto_submitted != NULL ? auto_submitted : "auto-replied");
+  g_string_append (out, "X-Auto-Response-Suppress: All\r\n");
   if (tm_ack_mail_address_is_plausible (mail->from_address))
-    g_mime_object_set_header (object, "X-Loop", mail->from_address, NULL);
-
-  char ticket_id[32];
-  g_snprintf (ticket_id, sizeof ticket_id, "%" G_GINT64_FORMAT, mail->ticket_id);
-  g_mime_object_set_header (object, "X-Ticket-ID", ticket_id, NULL);
+    g_string_append_printf (out, "X-Loop: %s\r\n", mail->from_address);
+  g_string_append_printf (out, "X-Ticket-ID: %" G_GINT64_FORMAT "\r\n", mail->ticket_id);
   g_autofree char *queue_name = header_text (mail->queue_name);
   if (queue_name != NULL)
-    set_text_header (object, "X-Ticket-Queue", queue_name);
-  g_mime_object_set_header (object, "MIME-Version", "1.0", NULL);
-
-  GMimePart *part = text_part (mail->body, mail->language);
-  g_mime_message_set_mime_part (message, GMIME_OBJECT (part));
-  g_object_unref (part);
-
-  GMimeFormatOptions *format = g_mime_format_options_new ();
-  g_mime_format_options_set_newline_format (format, GMIME_NEWLINE_FORMAT_DOS);
-  char *text = g_mime_object_to_string (object, format);
-  g_mime_format_options_free (format);
-  g_object_unref (message);
-
+    append_text_header (out, "X-Ticket-Queue", queue_name);
+  g_string_append (out, "MIME-Version: 1.0\r\n");
+  append_body (out, mail->body, mail->language);
   if (length != NULL)
-    *length = strlen (text);
-  return text;
+    *length = out->len;
+  return g_string_free (out, FALSE);
 }
 
 static void
