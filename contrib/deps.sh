@@ -11,4 +11,5 @@ apt-get install -y -q --no-install-recommends \
   build-essential autoconf automake libtool pkg-config \
   libmilter-dev libgmime-3.0-dev libglib2.0-dev libsqlite3-dev \
   libcurl4-openssl-dev libjson-glib-dev \
-  postfix swaks miltertest sqlite3 jq python3 valgrind ca-certificates
+  postfix swaks miltertest sqlite3 jq python3 valgrind ca-certificates \
+  clang libclang-rt-14-dev e2fsprogs
