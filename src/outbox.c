@@ -33,9 +33,9 @@
  * error; a wake-up cuts either short. */
 #define IDLE_WAIT_S 60
 #define STORE_ERROR_WAIT_S 5
-/* How many due mails one look at the outbox reads; a worker takes the first
- * one no other worker has. */
-#define DUE_BATCH 32
+/* A look at the outbox reads as many due mails as there are workers: at
+ * most the others' are in flight, so one of them is free for the caller,
+ * and no more rows (each with its whole mail) are read than that needs. */
 
 typedef struct TmOutboxWorker TmOutboxWorker;
 
@@ -272,7 +272,7 @@ take_mail (TmOutboxWorker *worker, gint64 now, guint *due_count, gint64 *earlies
   g_autoptr (GPtrArray) mails = NULL;
   if (tm_store_begin (worker->store, error))
     {
-      mails = tm_store_outbox_due (worker->store, now, DUE_BATCH, earliest, error);
+      mails = tm_store_outbox_due (worker->store, now, outbox->workers->len, earliest, error);
       tm_store_rollback (worker->store);
     }
   *due_count = mails != NULL ? mails->len : 0;
