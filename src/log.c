@@ -14,6 +14,29 @@ static const char *log_ident = "ticket-milter";
 static gboolean log_to_stderr;
 static int log_level = LOG_INFO;
 
+/* Where syslog() writes. Without a listener there (a container, a test
+ * machine with no syslog daemon), glibc tries to connect again on every
+ * line: three system calls per line, on every mail. So the socket's
+ * presence is looked at once a minute, and lines are not offered to syslog
+ * while it is missing (stderr, under -f, still gets them). */
+#define SYSLOG_SOCKET "/dev/log"
+#define SYSLOG_RECHECK_US (60 * G_USEC_PER_SEC)
+static gint syslog_present = 1;              /* atomic */
+static gint64 syslog_checked_at;             /* atomic: monotonic microseconds */
+
+static gboolean
+syslog_is_listening (void)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 checked = (gint64) g_atomic_pointer_get (&syslog_checked_at);
+  if (checked == 0 || now - checked > SYSLOG_RECHECK_US)
+    {
+      g_atomic_pointer_set (&syslog_checked_at, now);
+      g_atomic_int_set (&syslog_present, g_file_test (SYSLOG_SOCKET, G_FILE_TEST_EXISTS));
+    }
+  return g_atomic_int_get (&syslog_present) != 0;
+}
+
 void
 tm_log_open (const char *ident, gboolean also_stderr)
 {
@@ -48,7 +71,9 @@ log_line (int priority, const char *queue_id, const char *format, va_list args)
     return;
   char text[2048];
   vsnprintf (text, sizeof text, format, args);
-  if (queue_id != NULL)
+  if (!syslog_is_listening ())
+    ;
+  else if (queue_id != NULL)
     syslog (priority, "%s: %s", queue_id, text);
   else
     syslog (priority, "%s", text);

@@ -374,6 +374,8 @@ struct TmStore {
   gboolean batch_open;                     /* our BEGIN IMMEDIATE is open */
   GPtrArray *batch_members;                /* of BatchMember*, not owned */
   guint group_commit_max;                  /* mails per batch, at least 1 */
+  gint64 batch_deadline;                   /* monotonic us: the open batch commits by then */
+  guint last_batch_size;                   /* mails in the batch before */
   gssize commits;                          /* atomic: batches committed */
   gssize mails_committed;                  /* atomic: mails in those batches */
   sqlite3_stmt *statements[N_STATEMENTS];
@@ -846,6 +848,11 @@ tm_store_close (TmStore **store)
 
 /* Ends the open batch with COMMIT (or ROLLBACK when SQLite already ended it)
  * and tells every member how it went. Called with the lock held. */
+/* How long a shared batch may wait for more sessions' mails after it
+ * began: the most a mail's answer is held up for the sake of a shared
+ * fsync. */
+#define GROUP_COMMIT_LINGER_US 1000
+
 static void
 end_batch (TmStore *store)
 {
@@ -870,6 +877,7 @@ end_batch (TmStore *store)
         member->error = g_error_copy (commit_error);
     }
   g_clear_error (&commit_error);
+  store->last_batch_size = store->batch_members->len;
   g_ptr_array_set_size (store->batch_members, 0);
   store->batch_open = FALSE;
   g_cond_broadcast (&store->batch_ended);
@@ -889,9 +897,16 @@ end_turn (TmStore *store)
       end_batch (store);
       return;
     }
-  gboolean more_coming = g_atomic_int_get (&store->writers_waiting) > 0
-                         && store->batch_members->len < store->group_commit_max;
+  gboolean room = store->batch_members->len < store->group_commit_max;
+  gboolean more_coming = g_atomic_int_get (&store->writers_waiting) > 0 && room;
   if (more_coming)
+    return;
+  /* Nobody queued right now; but when the batch before was shared, other
+   * sessions are most likely parsing their mail and about to come: the
+   * batch stays open until its deadline, when a waiting member commits it
+   * (see tm_store_commit). Alone, a mail commits at once. */
+  if (room && store->batch_members->len > 0 && store->last_batch_size > 1
+      && g_get_monotonic_time () < store->batch_deadline)
     return;
   if (store->batch_members->len == 0)
     {
@@ -923,6 +938,7 @@ tm_store_begin (TmStore *store, GError **error)
           return FALSE;
         }
       store->batch_open = TRUE;
+      store->batch_deadline = g_get_monotonic_time () + GROUP_COMMIT_LINGER_US;
     }
   if (!run (store, statement (store, STMT_SAVEPOINT), "begin transaction", error))
     {
@@ -969,7 +985,16 @@ tm_store_commit (TmStore *store, GError **error)
   g_ptr_array_add (store->batch_members, &member);
   end_turn (store);
   while (!member.done)
-    g_cond_wait (&store->batch_ended, &store->lock);
+    {
+      gboolean past_deadline = g_get_monotonic_time () >= store->batch_deadline;
+      if (past_deadline && g_atomic_int_get (&store->writers_waiting) == 0)
+        end_batch (store);      /* nobody else is coming: commit for everyone */
+      else if (past_deadline)
+        /* A queued writer joins the batch and, past the deadline, ends it. */
+        g_cond_wait (&store->batch_ended, &store->lock);
+      else
+        g_cond_wait_until (&store->batch_ended, &store->lock, store->batch_deadline);
+    }
   g_mutex_unlock (&store->lock);
   if (!member.committed)
     {
