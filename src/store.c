@@ -1457,6 +1457,23 @@ outbox_mail_from_row (sqlite3_stmt *stmt)
   return mail;
 }
 
+/* Steps STMT (bound by the caller) to its end: its rows as TmOutboxMail*,
+ * or NULL with *error naming OPERATION. Releases STMT. */
+static GPtrArray *
+outbox_rows (TmStore *store, sqlite3_stmt *stmt, const char *operation, GError **error)
+{
+  g_autoptr (GPtrArray) mails
+    = g_ptr_array_new_with_free_func ((GDestroyNotify) tm_outbox_mail_free);
+  int rc;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (mails, outbox_mail_from_row (stmt));
+  gboolean ok = rc == SQLITE_DONE;
+  if (!ok)
+    set_sqlite_error (store, rc, operation, error);
+  release (stmt);
+  return ok ? g_steal_pointer (&mails) : NULL;
+}
+
 GPtrArray *
 tm_store_outbox_due (TmStore *store, gint64 now, guint limit, gint64 *earliest, GError **error)
 {
@@ -1468,15 +1485,8 @@ tm_store_outbox_due (TmStore *store, gint64 now, guint limit, gint64 *earliest, 
   sqlite3_stmt *stmt = statement (store, STMT_OUTBOX_NEXT_DUE);
   bind_int64 (stmt, 1, now);
   bind_int64 (stmt, 2, limit);
-  g_autoptr (GPtrArray) mails
-    = g_ptr_array_new_with_free_func ((GDestroyNotify) tm_outbox_mail_free);
-  int rc;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    g_ptr_array_add (mails, outbox_mail_from_row (stmt));
-  gboolean ok = rc == SQLITE_DONE;
-  if (!ok)
-    set_sqlite_error (store, rc, "read the outbox", error);
-  release (stmt);
+  g_autoptr (GPtrArray) mails = outbox_rows (store, stmt, "read the outbox", error);
+  gboolean ok = mails != NULL;
   if (ok && mails->len == 0)
     ok = query_int64 (store, statement (store, STMT_OUTBOX_EARLIEST), "read the outbox",
                       earliest, error);
@@ -1548,17 +1558,8 @@ GPtrArray *
 tm_store_outbox_interrupted (TmStore *store, GError **error)
 {
   g_return_val_if_fail (store != NULL, NULL);
-  sqlite3_stmt *stmt = statement (store, STMT_OUTBOX_INTERRUPTED);
-  g_autoptr (GPtrArray) mails
-    = g_ptr_array_new_with_free_func ((GDestroyNotify) tm_outbox_mail_free);
-  int rc;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    g_ptr_array_add (mails, outbox_mail_from_row (stmt));
-  gboolean ok = rc == SQLITE_DONE;
-  if (!ok)
-    set_sqlite_error (store, rc, "read the interrupted outbox mail", error);
-  release (stmt);
-  return ok ? g_steal_pointer (&mails) : NULL;
+  return outbox_rows (store, statement (store, STMT_OUTBOX_INTERRUPTED),
+                      "read the interrupted outbox mail", error);
 }
 
 GPtrArray *
@@ -1572,17 +1573,9 @@ tm_store_outbox_list (TmStore *store, const char *status, guint limit, GError **
                                                         : STMT_OUTBOX_LIST);
   bind_text (stmt, 1, status);
   bind_int64 (stmt, 2, limit == 0 ? -1 : (gint64) limit);
-  g_autoptr (GPtrArray) mails
-    = g_ptr_array_new_with_free_func ((GDestroyNotify) tm_outbox_mail_free);
-  int rc;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    g_ptr_array_add (mails, outbox_mail_from_row (stmt));
-  gboolean ok = rc == SQLITE_DONE;
-  if (!ok)
-    set_sqlite_error (store, rc, "list the outbox", error);
-  release (stmt);
+  GPtrArray *mails = outbox_rows (store, stmt, "list the outbox", error);
   read_end (store, own_transaction);
-  return ok ? g_steal_pointer (&mails) : NULL;
+  return mails;
 }
 
 /* ---- events ----------------------------------------------------------- */
