@@ -145,17 +145,22 @@ fuzz_remove_scratch (void)
   g_clear_pointer (&fuzz_scratch, g_free);
 }
 
-/* Made once; /dev/shm when there is one, so that writing a file per input
- * costs no disk I/O. */
+/* Made once, inside $TM_FUZZ_SCRATCH when run.sh sets it (run.sh removes
+ * that at the end, so a target that crashed leaves nothing behind), else
+ * in /dev/shm when there is one, so that writing a file per input costs no
+ * disk I/O. */
 static inline const char *
 fuzz_scratch_dir (void)
 {
   if (fuzz_scratch != NULL)
     return fuzz_scratch;
-  if (g_getenv ("TMPDIR") == NULL && g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR)
-      && access ("/dev/shm", W_OK) == 0)
+  const char *parent = g_getenv ("TM_FUZZ_SCRATCH");
+  if (parent == NULL && g_getenv ("TMPDIR") == NULL
+      && g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR) && access ("/dev/shm", W_OK) == 0)
+    parent = "/dev/shm";
+  if (parent != NULL)
     {
-      char *template_ = g_strdup ("/dev/shm/tm-fuzz-XXXXXX");
+      char *template_ = g_build_filename (parent, "tm-fuzz-XXXXXX", NULL);
       fuzz_scratch = g_mkdtemp (template_);
       if (fuzz_scratch == NULL)
         g_free (template_);

@@ -77,6 +77,11 @@ else
   work=$(mktemp -d "${TMPDIR:-/tmp}/tm-fuzz.XXXXXX") || exit 1
 fi
 mkdir -p "$work/obj" "$work/bin"
+# Where the targets write their per-input files: tmpfs when there is one.
+scratch=$(mktemp -d /dev/shm/tm-fuzz.XXXXXX 2>/dev/null) || scratch=$work/scratch
+mkdir -p "$scratch"
+trap 'rm -rf "$scratch"' EXIT
+export TM_FUZZ_SCRATCH="$scratch"
 
 printf 'int LLVMFuzzerTestOneInput (const unsigned char *d, unsigned long n) { return 0; }\n' \
   > "$work/probe.c"
