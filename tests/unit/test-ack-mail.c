@@ -769,12 +769,27 @@ test_new_message_ids_differ (void)
   g_assert_cmpuint (g_hash_table_size (seen), ==, 2000);
 }
 
+/* Addresses the composer cannot write as a plain addr-spec: no To would
+ * come out, so no acknowledgement is queued (found by fuzz-pipeline). */
+static void
+test_address_plausibility (void)
+{
+  const char *bad[] = { ".a@x.example", "a.@x.example", "a..b@x.example", "a@x.example.",
+                        "فاطمه@x.example", "a b@x.example", "a@b@x.example", "", "a", NULL };
+  for (const char *const *address = bad; *address != NULL; address++)
+    if (tm_ack_mail_address_is_plausible (*address))
+      g_error ("\"%s\" should not be writable", *address);
+  g_assert_true (tm_ack_mail_address_is_plausible ("a.b@x.example"));
+  g_assert_true (tm_ack_mail_address_is_plausible ("fatima+tickets@xn--mgbh0fb.example"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_mime_init ();
   g_test_add_func ("/ack-mail/headers/every-header-once", test_every_header_once);
+  g_test_add_func ("/ack-mail/addresses/plausibility", test_address_plausibility);
   g_test_add_func ("/ack-mail/headers/optional-fields", test_optional_fields);
   g_test_add_func ("/ack-mail/headers/long-fields-within-998", test_long_fields_stay_within_line_limit);
   g_test_add_func ("/ack-mail/subject/arabic-persian-round-trip", test_subject_round_trip);

@@ -231,6 +231,11 @@ test_bad_values (Fixture *fixture, gconstpointer data)
                 "[store] group_commit", "many", NULL);
   expect_error (fixture, "[parser]\nfallback_charsets = ;\n", TM_CONFIG_ERROR_VALUE,
                 "[parser] fallback_charsets", NULL);
+  /* GIO would hand these to a GObject property and warn (fuzz-config). */
+  expect_error (fixture, "[milter]\ntrusted_networks = ::1/812\n", TM_CONFIG_ERROR_VALUE,
+                "[milter] trusted_networks", "812", NULL);
+  expect_error (fixture, "[milter]\ntrusted_networks = 10.0.0.0/-1\n", TM_CONFIG_ERROR_VALUE,
+                "[milter] trusted_networks", NULL);
 }
 
 static void
@@ -323,6 +328,8 @@ test_address_normalize (void)
     { "<>", "" },
     { "", "" },
     { "< x@y >", "x@y" },
+    /* Raw SMTP bytes (found by fuzz-config): invalid UTF-8 becomes U+FFFD. */
+    { "<A\xff" "B@X>", "a\xef\xbf\xbd" "b@x" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {

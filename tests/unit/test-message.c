@@ -978,6 +978,28 @@ hash_of (const char *raw)
   return hash;
 }
 
+/* A value that starts on a continuation line loses the folding white
+ * space, as message.h promises (found by fuzz-message). */
+static void
+test_value_on_continuation_line (void)
+{
+  static const char raw[] = "From: a@example.com\nSubject:\n   folded start\n\nbody\n";
+  TmMessage *msg = parse_bytes (raw, strlen (raw));
+  g_assert_cmpstr (msg->subject, ==, "folded start");
+  gboolean found = FALSE;
+  for (guint i = 0; i < msg->headers->len; i++)
+    {
+      const TmHeader *header = g_ptr_array_index (msg->headers, i);
+      if (g_ascii_strcasecmp (header->name, "Subject") == 0)
+        {
+          g_assert_cmpstr (header->value, ==, "folded start");
+          found = TRUE;
+        }
+    }
+  g_assert_true (found);
+  tm_message_free (&msg);
+}
+
 static void
 test_message_hash_only_without_message_id (void)
 {
@@ -1352,6 +1374,7 @@ main (int argc, char **argv)
   g_test_add_func ("/message/headers/case-insensitive-lookup", test_message_header_lookup);
   g_test_add_func ("/message/hash/stable-across-retries", test_message_hash_stability);
   g_test_add_func ("/message/hash/only-without-message-id", test_message_hash_only_without_message_id);
+  g_test_add_func ("/message/headers/value-on-continuation-line", test_value_on_continuation_line);
   g_test_add_func ("/message/hash/crlf-fixture-equals-lf", test_message_hash_fixture_crlf_lf);
   g_test_add_func ("/message/big/truncated-30mb-attachment", test_message_big_truncated_attachment);
   g_test_add_func ("/message/robustness/random-junk", test_message_random_junk);

@@ -227,6 +227,15 @@ test_error_no_conditions (void)
                      "rules.conf: [rule lonely]: no conditions");
 }
 
+/* GKeyFile merges a group written twice; its keys then come twice
+ * (found by fuzz-config). */
+static void
+test_error_rule_written_twice (void)
+{
+  assert_load_error ("[rule twin]\nsubject = a\ntags = x\n[rule twin]\nsubject = b\ntags = y\n",
+                     "given twice");
+}
+
 static void
 test_error_no_actions (void)
 {
@@ -1047,6 +1056,7 @@ main (int argc, char **argv)
   g_test_add_func ("/rules/error/unknown-team", test_error_unknown_team);
   g_test_add_func ("/rules/error/no-conditions", test_error_no_conditions);
   g_test_add_func ("/rules/error/no-actions", test_error_no_actions);
+  g_test_add_func ("/rules/error/rule-written-twice", test_error_rule_written_twice);
   g_test_add_func ("/rules/error/duplicate-name-across-keyfiles", test_error_duplicate_name_across_keyfiles);
   g_test_add_func ("/rules/error/empty-pattern", test_error_empty_pattern);
   g_test_add_func ("/rules/error/bad-entries", test_error_bad_entries);
