@@ -275,18 +275,19 @@ append_q_word (GString *raw, const char *text)
   return used;
 }
 
-/* A raw header value (leading space, "\n" line ends as GMime keeps them)
- * holding all of TEXT as RFC 2047 encoded words in UTF-8, whole characters
- * only, one word of at most 75 characters per line. The white space
+/* A header value (after a leading space) holding all of TEXT as RFC 2047
+ * encoded words in UTF-8, whole characters only, each at most 75
+ * characters, joined by BETWEEN: "\r\n " folds one word a line, " " keeps
+ * them on one line for a caller that folds for itself. The white space
  * between encoded words is dropped by readers, so every space of TEXT
  * travels inside a word and TEXT decodes back exactly. */
 static GString *
-encoded_words (const char *text)
+encoded_words (const char *text, const char *between)
 {
   GString *raw = g_string_new (NULL);
   for (const char *start = text; *start != '\0';)
     {
-      g_string_append (raw, raw->len > 0 ? "\n " : " ");
+      g_string_append (raw, raw->len > 0 ? between : " ");
       gsize bytes = base64_word_bytes (start);
       if (bytes == 0)
         {
@@ -330,15 +331,11 @@ tm_ack_mail_header_value (const char *text)
     return g_strdup ("");
   if (gmime_writes_exactly (line, G_MAXSIZE))
     return g_steal_pointer (&line);
-  /* encoded_words() starts with a space and folds with "\n "; the caller
-   * folds for itself, so the words are joined by single spaces here. */
-  GString *raw = encoded_words (line);
-  GString *value = g_string_sized_new (raw->len);
-  for (const char *c = raw->str + 1; *c != '\0'; c++)
-    if (*c != '\n')
-      g_string_append_c (value, *c);
-  g_string_free (raw, TRUE);
-  return g_string_free (value, FALSE);
+  /* The caller folds for itself: one line, without the leading space. */
+  GString *words = encoded_words (line, " ");
+  char *value = g_strdup (words->str + 1);
+  g_string_free (words, TRUE);
+  return value;
 }
 
 /* Appends "NAME: VALUE" CRLF, VALUE folded at its spaces so that lines stay
@@ -380,14 +377,8 @@ append_text_header (GString *out, const char *name, const char *text)
       append_folded (out, name, text);
       return;
     }
-  GString *words = encoded_words (text);
-  g_string_append_printf (out, "%s:", name);
-  for (const char *c = words->str; *c != '\0'; c++)
-    if (*c == '\n')
-      g_string_append (out, "\r\n");
-    else
-      g_string_append_c (out, *c);
-  g_string_append (out, "\r\n");
+  GString *words = encoded_words (text, "\r\n ");
+  g_string_append_printf (out, "%s:%s\r\n", name, words->str);
   g_string_free (words, TRUE);
 }
 
@@ -415,14 +406,8 @@ append_mailbox (GString *out, const char *header, const char *name, const char *
     }
   if (!gmime_writes_exactly (display_name, PLAIN_NAME_MAX_LENGTH))
     {
-      GString *words = encoded_words (display_name);
-      g_string_append_printf (out, "%s:", header);
-      for (const char *c = words->str; *c != '\0'; c++)
-        if (*c == '\n')
-          g_string_append (out, "\r\n");
-        else
-          g_string_append_c (out, *c);
-      g_string_append_printf (out, "\r\n <%s>\r\n", address);
+      GString *words = encoded_words (display_name, "\r\n ");
+      g_string_append_printf (out, "%s:%s\r\n <%s>\r\n", header, words->str, address);
       g_string_free (words, TRUE);
       return;
     }
