@@ -276,10 +276,8 @@ tm_unichar_is_word (gunichar c)
   return is_word_char (c);
 }
 
-/* The character starting at P, or (gunichar) -1 when P is not valid UTF-8.
- * Never reads past a NUL. */
-static gunichar
-char_at (const char *p)
+gunichar
+tm_text_char_at (const char *p)
 {
   if ((guchar) *p < 0x80)
     return (guchar) *p;
@@ -295,7 +293,7 @@ boundary_before (const char *haystack, const char *position)
   const char *previous = g_utf8_find_prev_char (haystack, position);
   if (previous == NULL)
     return TRUE;
-  gunichar c = char_at (previous);
+  gunichar c = tm_text_char_at (previous);
   return c == (gunichar) -1 || !is_word_char (c);
 }
 
@@ -304,7 +302,7 @@ boundary_at (const char *position)
 {
   if (*position == '\0')
     return TRUE;
-  gunichar c = char_at (position);
+  gunichar c = tm_text_char_at (position);
   return c == (gunichar) -1 || !is_word_char (c);
 }
 
@@ -323,7 +321,7 @@ skip_space (const char *p)
 {
   while (*p != '\0')
     {
-      gunichar c = char_at (p);
+      gunichar c = tm_text_char_at (p);
       if (c == (gunichar) -1 || !is_space (c))
         break;
       p = g_utf8_next_char (p);
@@ -344,7 +342,7 @@ skip_word (const char *p)
           p += 2;
           continue;
         }
-      gunichar c = char_at (p);
+      gunichar c = tm_text_char_at (p);
       if (c != (gunichar) -1 && is_space (c))
         break;
       p = (c == (gunichar) -1) ? p + 1 : g_utf8_next_char (p);

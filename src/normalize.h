@@ -58,6 +58,10 @@ gssize tm_text_find_word (const char *haystack, const char *needle);
  * of tm_text_find_word, for callers that split text into the same words. */
 gboolean tm_unichar_is_word (gunichar c);
 
+/* The character starting at P, or (gunichar) -1 when P is not valid UTF-8
+ * (the caller then steps one byte). Never reads past a NUL. */
+gunichar tm_text_char_at (const char *p);
+
 /* Whether tm_text_find_word (HAYSTACK, NEEDLE) would accept a match that
  * starts at byte OFFSET of HAYSTACK (OFFSET <= strlen (HAYSTACK)). Lets a
  * caller that already knows where a needle's first word occurs (an index

@@ -985,22 +985,12 @@ word_index_free (WordIndex *index)
   g_free (index);
 }
 
-/* The character at P, or (gunichar) -1 for a byte that is not valid UTF-8. */
-static gunichar
-char_at (const char *p)
-{
-  if ((guchar) *p < 0x80)
-    return (guchar) *p;
-  gunichar c = g_utf8_get_char_validated (p, -1);
-  return (c == (gunichar) -1 || c == (gunichar) -2) ? (gunichar) -1 : c;
-}
-
 static gboolean
 is_word_at (const char *p)
 {
   if ((guchar) *p < 0x80)
     return g_ascii_isalnum (*p);
-  gunichar c = char_at (p);
+  gunichar c = tm_text_char_at (p);
   return c != (gunichar) -1 && tm_unichar_is_word (c);
 }
 
@@ -1013,7 +1003,7 @@ word_index_add (WordIndex *index, GHashTable *word_ids, guint value, const char 
     {
       if (!is_word_at (p))
         {
-          p = char_at (p) == (gunichar) -1 ? p + 1 : g_utf8_next_char (p);
+          p = tm_text_char_at (p) == (gunichar) -1 ? p + 1 : g_utf8_next_char (p);
           continue;
         }
       const char *start = p;
