@@ -16,8 +16,16 @@
  *   tm_store_close ()    finalizes the statements, closes the connection.
  *
  * Connection settings: journal_mode = WAL (readers never block the writer),
- * synchronous = FULL or NORMAL from TmStoreOptions, foreign_keys = ON, and
- * busy_timeout_ms for waiting on another process's write lock.
+ * foreign_keys = ON, temp_store = MEMORY (each mail's savepoint journal
+ * stays in memory instead of spilling to a temporary file under the lock),
+ * and busy_timeout_ms for waiting on another process's write lock.
+ * Durability: SQLite runs at synchronous = NORMAL (no fsync inside COMMIT).
+ * With synchronous_full, a commit returns only after this module has
+ * fdatasync'd the WAL file, which it does after the COMMIT, with the
+ * store's mutex released: the next batch's SQL runs while the disk
+ * flushes the last one. That is the promise of SQLite's FULL (every
+ * committed transaction is on disk) at a fraction of the time the lock is
+ * held. Checkpoints sync the WAL and the database themselves.
  * The connection is opened SQLITE_OPEN_NOMUTEX: SQLite does no locking of its
  * own, so the store's GMutex is what keeps two threads off the connection.
  *
@@ -358,6 +366,7 @@ static const char *const statement_sql[N_STATEMENTS] = {
 /* A mail whose work is in the open batch, waiting for the batch's COMMIT.
  * Lives on its thread's stack for the length of tm_store_commit(). */
 typedef struct {
+  guint64 batch;             /* the batch_number of the batch it joined */
   gboolean done;             /* the batch ended, one way or the other */
   gboolean committed;        /* ... and its COMMIT succeeded */
   GError *error;             /* why not, when !committed (owned) */
@@ -372,12 +381,16 @@ struct TmStore {
   GCond batch_ended;                       /* broadcast when a batch ends */
   gint writers_waiting;                    /* atomic: threads queued in begin */
   gboolean batch_open;                     /* our BEGIN IMMEDIATE is open */
+  guint64 batch_number;                    /* counts BEGINs: which batch is open */
   GPtrArray *batch_members;                /* of BatchMember*, not owned */
   guint group_commit_max;                  /* mails per batch, at least 1 */
   gint64 batch_deadline;                   /* monotonic us: the open batch commits by then */
   guint last_batch_size;                   /* mails in the batch before */
+  gboolean sync_after_commit;              /* synchronous_full on a file database */
+  int wal_fd;                              /* the -wal file, for fdatasync; -1 until needed */
   gssize commits;                          /* atomic: batches committed */
   gssize mails_committed;                  /* atomic: mails in those batches */
+  gssize wal_syncs;                        /* atomic: successful sync_wal calls */
   sqlite3_stmt *statements[N_STATEMENTS];
 };
 
@@ -746,6 +759,7 @@ tm_store_open (const char *path, const TmStoreOptions *options, GError **error)
   g_cond_init (&store->batch_ended);
   store->batch_members = g_ptr_array_new ();
   store->group_commit_max = MAX (options->group_commit_max, 1);
+  store->wal_fd = -1;
 
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (options->create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2 (path, &store->db, flags, NULL);
@@ -787,8 +801,12 @@ tm_store_open (const char *path, const TmStoreOptions *options, GError **error)
       tm_store_close (&store);
       return NULL;
     }
-  rc = exec_constant (store->db, options->synchronous_full ? "PRAGMA synchronous = FULL"
-                                                           : "PRAGMA synchronous = NORMAL");
+  /* FULL is kept by sync_wal, outside the lock (see the top of this file). */
+  const char *file = sqlite3_db_filename (store->db, "main");
+  store->sync_after_commit = options->synchronous_full && file != NULL && *file != '\0';
+  rc = exec_constant (store->db, "PRAGMA synchronous = NORMAL");
+  if (rc == SQLITE_OK)
+    rc = exec_constant (store->db, "PRAGMA temp_store = MEMORY");
   if (rc == SQLITE_OK)
     rc = exec_constant (store->db, "PRAGMA foreign_keys = ON");
   /* 16 MiB of page cache instead of 2: the indexes a mail touches stay in
@@ -822,6 +840,8 @@ tm_store_close (TmStore **store)
   /* Every statement is finalized, so this cannot fail with SQLITE_BUSY; an
    * open transaction (a caller's bug) is rolled back by SQLite. */
   sqlite3_close (closing->db);
+  if (closing->wal_fd >= 0)
+    close (closing->wal_fd);
   g_mutex_clear (&closing->lock);
   g_cond_clear (&closing->batch_ended);
   g_ptr_array_unref (closing->batch_members);
@@ -853,6 +873,43 @@ tm_store_close (TmStore **store)
  * fsync. */
 #define GROUP_COMMIT_LINGER_US 1000
 
+/* Puts what the batch's COMMIT wrote to the WAL on disk. Called without the
+ * lock: wal_fd is set before the first call and never changes after, and
+ * fdatasync covers every write made to the file before it, whichever
+ * thread's. */
+static gboolean
+sync_wal (TmStore *store, GError **error)
+{
+  if (fdatasync (store->wal_fd) == 0)
+    return TRUE;
+  int saved = errno;
+  g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED, "commit: syncing %s-wal: %s",
+               store->path, g_strerror (saved));
+  return FALSE;
+}
+
+/* The WAL file, opened for fdatasync once the first COMMIT has made sure it
+ * exists. SQLite keeps it (never unlinks it) while our connection is open. */
+static gboolean
+open_wal (TmStore *store, GError **error)
+{
+  if (store->wal_fd >= 0)
+    return TRUE;
+  g_autofree char *wal_path = g_strconcat (store->path, "-wal", NULL);
+  store->wal_fd = open (wal_path, O_RDONLY | O_CLOEXEC);
+  if (store->wal_fd >= 0)
+    return TRUE;
+  int saved = errno;
+  g_set_error (error, TM_STORE_ERROR, TM_STORE_ERROR_FAILED, "commit: opening %s: %s",
+               wal_path, g_strerror (saved));
+  return FALSE;
+}
+
+/* Ends the open batch with COMMIT (or ROLLBACK when SQLite already ended it)
+ * and tells every member how it went. Called with the lock held; with
+ * sync_after_commit it releases the lock while the WAL is synced, so the
+ * next batch can start meanwhile (the members, taken out of the store
+ * first, learn the outcome only once their mails are on disk). */
 static void
 end_batch (TmStore *store)
 {
@@ -863,23 +920,35 @@ end_batch (TmStore *store)
   /* A busy COMMIT has already waited busy_timeout_ms in SQLite's handler. */
   else if (!run (store, statement (store, STMT_COMMIT), "commit", &commit_error))
     rollback_if_open (store);
+  GPtrArray *members = store->batch_members;
+  store->batch_members = g_ptr_array_new ();
+  store->last_batch_size = members->len;
+  store->batch_open = FALSE;
+  if (commit_error == NULL && store->sync_after_commit && open_wal (store, &commit_error))
+    {
+      g_mutex_unlock (&store->lock);
+      /* The rows are in the database even when the sync fails; each
+       * member answers tempfail, and the MTA's retry finds its mail
+       * stored (a duplicate, answered the same) once the disk is back. */
+      if (sync_wal (store, &commit_error))
+        g_atomic_pointer_add (&store->wal_syncs, 1);
+      g_mutex_lock (&store->lock);
+    }
   if (commit_error == NULL)
     {
       g_atomic_pointer_add (&store->commits, 1);
-      g_atomic_pointer_add (&store->mails_committed, (gssize) store->batch_members->len);
+      g_atomic_pointer_add (&store->mails_committed, (gssize) members->len);
     }
-  for (guint i = 0; i < store->batch_members->len; i++)
+  for (guint i = 0; i < members->len; i++)
     {
-      BatchMember *member = g_ptr_array_index (store->batch_members, i);
+      BatchMember *member = g_ptr_array_index (members, i);
       member->done = TRUE;
       member->committed = commit_error == NULL;
       if (commit_error != NULL)
         member->error = g_error_copy (commit_error);
     }
   g_clear_error (&commit_error);
-  store->last_batch_size = store->batch_members->len;
-  g_ptr_array_set_size (store->batch_members, 0);
-  store->batch_open = FALSE;
+  g_ptr_array_unref (members);
   g_cond_broadcast (&store->batch_ended);
 }
 
@@ -938,6 +1007,7 @@ tm_store_begin (TmStore *store, GError **error)
           return FALSE;
         }
       store->batch_open = TRUE;
+      store->batch_number++;
       store->batch_deadline = g_get_monotonic_time () + GROUP_COMMIT_LINGER_US;
     }
   if (!run (store, statement (store, STMT_SAVEPOINT), "begin transaction", error))
@@ -981,16 +1051,20 @@ tm_store_commit (TmStore *store, GError **error)
       g_mutex_unlock (&store->lock);
       return FALSE;
     }
-  BatchMember member = { FALSE, FALSE, NULL };
+  BatchMember member = { store->batch_number, FALSE, FALSE, NULL };
   g_ptr_array_add (store->batch_members, &member);
   end_turn (store);
   while (!member.done)
     {
+      /* Once its COMMIT has run, the batch is no longer the open one while
+       * its WAL is synced: the thread syncing it reports to its members. */
+      gboolean ours_open = store->batch_open && store->batch_number == member.batch;
       gboolean past_deadline = g_get_monotonic_time () >= store->batch_deadline;
-      if (past_deadline && g_atomic_int_get (&store->writers_waiting) == 0)
+      if (ours_open && past_deadline && g_atomic_int_get (&store->writers_waiting) == 0)
         end_batch (store);      /* nobody else is coming: commit for everyone */
-      else if (past_deadline)
-        /* A queued writer joins the batch and, past the deadline, ends it. */
+      else if (!ours_open || past_deadline)
+        /* Being synced; or a queued writer joins the batch and, past the
+         * deadline, ends it. */
         g_cond_wait (&store->batch_ended, &store->lock);
       else
         g_cond_wait_until (&store->batch_ended, &store->lock, store->batch_deadline);
@@ -1011,6 +1085,7 @@ tm_store_group_stats (TmStore *store, TmStoreGroupStats *stats)
   /* Atomics, not the lock: a thread inside its own transaction may ask. */
   stats->commits = (gint64) g_atomic_pointer_get (&store->commits);
   stats->mails = (gint64) g_atomic_pointer_get (&store->mails_committed);
+  stats->wal_syncs = (gint64) g_atomic_pointer_get (&store->wal_syncs);
   stats->writers_waiting = (guint) g_atomic_int_get (&store->writers_waiting);
 }
 

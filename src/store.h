@@ -51,7 +51,10 @@ typedef struct TmStore TmStore;     /* opaque */
 
 typedef struct {
   guint busy_timeout_ms;     /* 0: SQLite's default of failing at once */
-  gboolean synchronous_full; /* PRAGMA synchronous = FULL, else NORMAL */
+  gboolean synchronous_full; /* every commit on disk when it returns (the WAL is
+                              * fdatasync'd after COMMIT, outside the lock), else
+                              * SQLite's NORMAL: safe from a crash of the daemon,
+                              * not from one of the machine */
   gboolean create;           /* create the file (and its schema) when missing */
   guint group_commit_max;    /* mails that may share one COMMIT; 0 or 1: one each */
 } TmStoreOptions;
@@ -110,6 +113,7 @@ void tm_store_rollback (TmStore *store);
 typedef struct {
   gint64 commits;            /* SQLite COMMITs that succeeded */
   gint64 mails;              /* mails committed by them */
+  gint64 wal_syncs;          /* fdatasyncs of the WAL after a COMMIT (synchronous_full) */
   guint writers_waiting;     /* threads queued in tm_store_begin right now */
 } TmStoreGroupStats;
 void tm_store_group_stats (TmStore *store, TmStoreGroupStats *stats);

@@ -986,6 +986,44 @@ test_group_commit_many_threads (Fixture *fixture, gconstpointer data)
   g_assert_cmpint (stats.mails, ==, n_threads * mails_per_thread);
   g_assert_cmpint (stats.commits, >=, 1);
   g_assert_cmpint (stats.commits, <=, stats.mails);
+  /* synchronous_full: each batch was synced before its members returned. */
+  g_assert_cmpint (stats.wal_syncs, ==, stats.commits);
+}
+
+static void
+test_synchronous_full_syncs_each_commit (Fixture *fixture, gconstpointer data)
+{
+  /* NORMAL (the fixture): no sync of our own; FULL: one per commit, and
+   * one that was rolled back syncs nothing. */
+  create_ticket (fixture->store, "support", "new", 1);
+  TmStoreGroupStats stats;
+  tm_store_group_stats (fixture->store, &stats);
+  g_assert_cmpint (stats.commits, ==, 1);
+  g_assert_cmpint (stats.wal_syncs, ==, 0);
+
+  tm_store_close (&fixture->store);
+  TmStoreOptions options = default_options;
+  options.synchronous_full = TRUE;
+  g_autoptr (GError) error = NULL;
+  fixture->store = tm_store_open (fixture->path, &options, &error);
+  g_assert_no_error (error);
+  for (int i = 0; i < 3; i++)
+    create_ticket (fixture->store, "support", "new", 10 + i);
+  g_assert_true (tm_store_begin (fixture->store, &error));
+  tm_store_rollback (fixture->store);
+  tm_store_group_stats (fixture->store, &stats);
+  g_assert_cmpint (stats.commits, ==, 3);
+  g_assert_cmpint (stats.wal_syncs, ==, 3);
+  g_assert_cmpint (peek_int (fixture->path, "SELECT count(*) FROM tickets"), ==, 4);
+
+  /* An in-memory store has no file to sync. */
+  TmStore *memory = tm_store_open (":memory:", &options, &error);
+  g_assert_no_error (error);
+  create_ticket (memory, "support", "new", 1);
+  tm_store_group_stats (memory, &stats);
+  g_assert_cmpint (stats.commits, ==, 1);
+  g_assert_cmpint (stats.wal_syncs, ==, 0);
+  tm_store_close (&memory);
 }
 
 /* ---- outbox ------------------------------------------------------------ */
@@ -1286,6 +1324,7 @@ main (int argc, char **argv)
   ADD ("/store/transaction/group-commit/failure-fails-every-member",
        test_group_commit_failure_fails_every_member);
   ADD ("/store/transaction/group-commit/many-threads", test_group_commit_many_threads);
+  ADD ("/store/transaction/synchronous-full-syncs-each-commit", test_synchronous_full_syncs_each_commit);
   ADD ("/store/outbox/handing-over-mark", test_outbox_handing_over_mark);
   ADD ("/store/list/filters-and-order", test_list_filters_and_order);
   ADD ("/store/text/stored-verbatim", test_text_is_stored_verbatim);
