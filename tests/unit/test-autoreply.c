@@ -279,6 +279,35 @@ test_suppression (Fixture *fixture, gconstpointer data)
     }
 }
 
+/* A customer address the acknowledgement's To: cannot carry (found by
+ * fuzz-pipeline): a ticket, but no acknowledgement queued without a To:. */
+static void
+test_unwritable_address_gets_no_ack (Fixture *fixture, gconstpointer data)
+{
+  /* The From: header and the envelope sender (SMTPUTF8 for the first). */
+  static const struct { const char *from; const char *sender; } cases[] = {
+    { "=?utf-8?b?2LnZhNmK?= <\xd8\xb9\xd9\x84\xd9\x8a@example.net>",
+      "\xd8\xb9\xd9\x84\xd9\x8a@example.net" },                     /* non-ASCII local part */
+    { "taro.@docomo.ne.jp", "taro.@docomo.ne.jp" },                  /* dotted local part */
+    { "\"two words\"@example.net", "\"two words\"@example.net" },     /* quoted local part */
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *raw = g_strdup_printf ("From: %s\r\nTo: support@example.test\r\n"
+                                              "Subject: address %u\r\nMessage-ID: <na%u@example.net>\r\n"
+                                              "\r\nbody\r\n", cases[i].from, i, i);
+      TmDecision *decision = run_full (fixture, raw, cases[i].sender, NULL, NOW, TRUE);
+      g_assert_true (decision->ticket_new);
+      if (g_strcmp0 (decision->autoreply_reason, "no-address") != 0)
+        g_error ("From: %s: reason %s, expected no-address (customer %s)", cases[i].from,
+                 decision->autoreply_reason, decision->customer_address);
+      g_assert_false (decision->autoreply_send);
+      tm_decision_free (&decision);
+    }
+  g_autoptr (GPtrArray) mails = outbox (fixture);
+  g_assert_cmpuint (mails->len, ==, 0);
+}
+
 static void
 test_own_address_and_disabled_queue (Fixture *fixture, gconstpointer data)
 {
@@ -471,6 +500,7 @@ main (int argc, char **argv)
   ADD ("/autoreply/language/script-and-content-language", test_language_from_script_and_header);
   ADD ("/autoreply/suppression/rfc3834-and-friends", test_suppression);
   ADD ("/autoreply/suppression/own-address-and-disabled-queue", test_own_address_and_disabled_queue);
+  ADD ("/autoreply/suppression/unwritable-address", test_unwritable_address_gets_no_ack);
   ADD ("/autoreply/rate-limit/per-sender-and-queue", test_rate_limit_per_sender_and_queue);
   ADD ("/autoreply/duplicate-and-dry-run", test_duplicate_and_dry_run);
   ADD ("/autoreply/after-hours/riyadh-week", test_after_hours);

@@ -184,6 +184,50 @@ test_syntax_error_names_the_line (Fixture *fixture, gconstpointer data)
                 TM_CONFIG_ERROR_SYNTAX, "line 3", NULL);
 }
 
+/* GKeyFile would merge a group written twice and keep the last value of a
+ * key given twice; both stop the load instead, naming the lines. */
+static void
+test_nothing_given_twice (Fixture *fixture, gconstpointer data)
+{
+  expect_error (fixture, "[queue support]\naddress = support@example.test\n\n"
+                "[queue support]\nlanguage = ar\n",
+                TM_CONFIG_ERROR_SYNTAX, "line 4", "[queue support] given twice", "first on line 1",
+                NULL);
+  expect_error (fixture, "[team t]\nmailbox = t@example.test\n[team t]\nmailbox = u@example.test\n",
+                TM_CONFIG_ERROR_SYNTAX, "line 3", "[team t] given twice", NULL);
+  expect_error (fixture, "[hours h]\ntimezone = UTC\ndays = mon-fri\nopen = 09:00-17:00\n"
+                "  [hours h]  \n",
+                TM_CONFIG_ERROR_SYNTAX, "line 5", "[hours h] given twice", NULL);
+  expect_error (fixture, "[store]\nbusy_timeout = 100\n[milter]\non_error = accept\n[store]\n",
+                TM_CONFIG_ERROR_SYNTAX, "line 5", "[store] given twice", NULL);
+  expect_error (fixture, "[store]\nbusy_timeout = 100\nbusy_timeout = 200\n",
+                TM_CONFIG_ERROR_SYNTAX, "[store] busy_timeout: given twice", NULL);
+  expect_error (fixture, "[queue support]\naddress = a@example.test\naddress = b@example.test\n",
+                TM_CONFIG_ERROR_SYNTAX, "[queue support] address: given twice", NULL);
+  /* Different groups with the same key, and a group named like another's
+   * prefix, are fine. */
+  g_autoptr (GError) error = NULL;
+  TmConfig *config = load_text (fixture, "[queue a]\naddress = a@example.test\n"
+                                "[queue ab]\naddress = ab@example.test\n", &error);
+  g_assert_no_error (error);
+  tm_config_free (&config);
+}
+
+/* [queue Support] without an address answers to support@localhost,
+ * lower-cased like every configured address (found by fuzz-config). */
+static void
+test_default_queue_address_is_lower_case (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  TmConfig *config = load_text (fixture, "[queue Support]\n", &error);
+  g_assert_no_error (error);
+  const TmQueue *queue = tm_config_queue_by_name (config, "Support");
+  g_assert_nonnull (queue);
+  g_assert_cmpstr (queue->addresses[0], ==, "support@localhost");
+  g_assert_true (tm_config_queue_for_address (config, "Support@LocalHost") == queue);
+  tm_config_free (&config);
+}
+
 static void
 test_unknown_group (Fixture *fixture, gconstpointer data)
 {
@@ -298,8 +342,13 @@ test_shipped_example_loads (void)
   g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
   g_autofree char *directory = g_dir_make_tmp ("tm-example-XXXXXX", NULL);
   g_autofree char *copy = g_build_filename (directory, "example.conf", NULL);
-  g_autofree char *with_templates = g_strdup_printf ("%s\n[templates]\ndir = %s\n", text,
-                                                     tm_test_template_dir ());
+  /* Its own "dir =" line of [templates] is replaced: a second [templates]
+   * group would be refused as given twice. */
+  g_autoptr (GRegex) dir_line = g_regex_new ("^dir = .*$", G_REGEX_MULTILINE, 0, NULL);
+  g_autofree char *dir_value = g_strdup_printf ("dir = %s", tm_test_template_dir ());
+  g_autofree char *with_templates = g_regex_replace_literal (dir_line, text, -1, 0, dir_value,
+                                                             0, NULL);
+  g_assert_nonnull (strstr (with_templates, dir_value));
   g_assert_true (g_file_set_contents (copy, with_templates, -1, NULL));
   g_autoptr (GError) error = NULL;
   TmConfig *config = tm_config_load (copy, TRUE, &error);
@@ -353,6 +402,8 @@ main (int argc, char **argv)
   ADD ("/config/error/unreadable-file", test_unreadable_file_is_an_error);
   ADD ("/config/error/syntax-names-line", test_syntax_error_names_the_line);
   ADD ("/config/error/unknown-group", test_unknown_group);
+  ADD ("/config/error/nothing-given-twice", test_nothing_given_twice);
+  ADD ("/config/file/default-queue-address-lower-case", test_default_queue_address_is_lower_case);
   ADD ("/config/error/unknown-key", test_unknown_key);
   ADD ("/config/error/bad-values", test_bad_values);
   ADD ("/config/error/bad-queues-and-teams", test_bad_queues_and_teams);
