@@ -114,6 +114,10 @@ tm_on_exit stop_servers
 
 # --- helpers ----------------------------------------------------------------
 write_config () { # DIR DATABASE ON_ERROR SMTP_URL [MORE [smtp] LINES] [MORE [milter] LINES]
+  # connect_timeout is 2s unless the [smtp] lines set their own: a key given
+  # twice is a configuration error.
+  local connect_timeout='connect_timeout = 2s'
+  case ${5:-} in *connect_timeout*) connect_timeout='' ;; esac
   cat > "$1/ticket-milter.conf" <<EOC
 [milter]
 socket = unix:$1/milter.sock
@@ -131,7 +135,7 @@ dir = ${TM_TEMPLATE_DIR:-$top_srcdir/templates}
 
 [smtp]
 url = $4
-connect_timeout = 2s
+$connect_timeout
 ${5:-}
 
 [queue support]

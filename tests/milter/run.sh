@@ -34,12 +34,16 @@ stop_daemon () {
 tm_on_exit stop_daemon
 
 write_config () { # DIR [EXTRA [milter] LINES] [EXTRA [store] LINES]
+  # on_error is tempfail unless the extra lines say otherwise (a key given
+  # twice is a configuration error).
+  local on_error='on_error = tempfail'
+  case ${2:-} in *on_error*) on_error='' ;; esac
   cat > "$1/ticket-milter.conf" <<EOC
 [milter]
 socket = unix:$1/milter.sock
 user =
 socket_mode = 0600
-on_error = tempfail
+$on_error
 ${2:-}
 
 [store]
