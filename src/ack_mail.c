@@ -135,22 +135,60 @@ is_plausible_language (const char *language)
   return TRUE;
 }
 
+/* TEXT made valid UTF-8; a copy only when it was not. *copy owns it. */
+static const char *
+valid_utf8 (const char *text, char **copy)
+{
+  *copy = NULL;
+  if (g_utf8_validate (text, -1, NULL))
+    return text;
+  *copy = g_utf8_make_valid (text, -1);
+  return *copy;
+}
+
+/* The length of the control character (C0, DEL, C1) at P in valid UTF-8,
+ * or 0 when there is none: the byte-level reading of g_unichar_iscntrl(),
+ * so that runs of ordinary text are copied whole. With separators, U+2028
+ * and U+2029 count too. */
+static gsize
+control_at (const char *p, gboolean separators)
+{
+  guchar c = (guchar) p[0];
+  if (c < 0x20 || c == 0x7f)
+    return 1;
+  if (c == 0xc2 && (guchar) p[1] >= 0x80 && (guchar) p[1] <= 0x9f)
+    return 2;
+  if (separators && c == 0xe2 && (guchar) p[1] == 0x80
+      && ((guchar) p[2] == 0xa8 || (guchar) p[2] == 0xa9))
+    return 3;
+  return 0;
+}
+
 /* TEXT as one line of valid UTF-8, trimmed; NULL when nothing is left. */
 static char *
 header_text (const char *text)
 {
   if (text == NULL)
     return NULL;
-  g_autofree char *valid = g_utf8_make_valid (text, -1);
+  g_autofree char *copy = NULL;
+  const char *valid = valid_utf8 (text, &copy);
   GString *line = g_string_sized_new (strlen (valid));
-  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char (p))
+  const char *run = valid;
+  const char *p = valid;
+  while (*p != '\0')
     {
-      gunichar c = g_utf8_get_char (p);
-      if (g_unichar_iscntrl (c) || c == 0x2028 || c == 0x2029)
-        g_string_append_c (line, ' ');
-      else
-        g_string_append_len (line, p, g_utf8_next_char (p) - p);
+      gsize control = control_at (p, TRUE);
+      if (control == 0)
+        {
+          p++;
+          continue;
+        }
+      g_string_append_len (line, run, p - run);
+      g_string_append_c (line, ' ');
+      p += control;
+      run = p;
     }
+  g_string_append_len (line, run, p - run);
   char *trimmed = g_strstrip (g_string_free (line, FALSE));
   if (*trimmed == '\0')
     {
@@ -164,20 +202,30 @@ header_text (const char *text)
 static GString *
 canonical_body (const char *body)
 {
-  g_autofree char *valid = g_utf8_make_valid (body, -1);
+  g_autofree char *copy = NULL;
+  const char *valid = valid_utf8 (body, &copy);
   GString *text = g_string_sized_new (strlen (valid) + strlen (valid) / 16 + 2);
-  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char (p))
+  const char *run = valid;
+  const char *p = valid;
+  while (*p != '\0')
     {
-      gunichar c = g_utf8_get_char (p);
-      if (c == '\r' && p[1] == '\n')
-        continue;               /* the LF that follows writes the CRLF */
-      if (c == '\n')
+      gsize control = *p == '\t' ? 0 : control_at (p, FALSE);
+      if (control == 0)
+        {
+          p++;
+          continue;
+        }
+      g_string_append_len (text, run, p - run);
+      if (p[0] == '\r' && p[1] == '\n')
+        ;                       /* the LF that follows writes the CRLF */
+      else if (*p == '\n')
         g_string_append (text, "\r\n");
-      else if (c != '\t' && g_unichar_iscntrl (c))
-        g_string_append_c (text, ' ');
       else
-        g_string_append_len (text, p, g_utf8_next_char (p) - p);
+        g_string_append_c (text, ' ');
+      p += control;
+      run = p;
     }
+  g_string_append_len (text, run, p - run);
   if (text->len > 0 && !g_str_has_suffix (text->str, "\r\n"))
     g_string_append (text, "\r\n");
   return text;
