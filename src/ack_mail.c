@@ -478,6 +478,19 @@ append_mailbox (GString *out, const char *header, const char *name, const char *
   g_string_append_printf (out, "\" <%s>\r\n", address);
 }
 
+/* The machine's time zone, read once: GLib's "local" zone looks at
+ * /etc/localtime again (readlink, stat) for every date it makes, which was
+ * three system calls an acknowledgement. A zone changed under a running
+ * daemon is taken at its restart, as with glibc's own localtime(). */
+static GTimeZone *
+local_zone (void)
+{
+  static GTimeZone *zone = NULL;
+  if (g_once_init_enter (&zone))
+    g_once_init_leave (&zone, g_time_zone_new_local ());
+  return zone;
+}
+
 /* RFC 5322 date-time, in English whatever the locale. */
 static void
 append_date (GString *out, gint64 unix_time)
@@ -485,9 +498,11 @@ append_date (GString *out, gint64 unix_time)
   static const char *const days[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
   static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-  GDateTime *date = g_date_time_new_from_unix_local (unix_time);
+  GDateTime *utc = g_date_time_new_from_unix_utc (unix_time);
+  GDateTime *date = utc != NULL ? g_date_time_to_timezone (utc, local_zone ()) : NULL;
+  g_clear_pointer (&utc, g_date_time_unref);
   if (date == NULL)             /* outside the years 1-9999 */
-    date = g_date_time_new_now_local ();
+    date = g_date_time_new_now (local_zone ());
   gint64 offset_minutes = g_date_time_get_utc_offset (date) / G_TIME_SPAN_MINUTE;
   char sign = offset_minutes < 0 ? '-' : '+';
   offset_minutes = ABS (offset_minutes);
