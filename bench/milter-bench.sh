@@ -3,7 +3,7 @@
 # protocol alone (no MTA): throughput, end-of-message latency and memory.
 #
 #   bench/milter-bench.sh [-n MAILS] [-c SESSIONS] [-m PER_CONNECTION] [-r ROUNDS]
-#                         [-y full|normal] [-a stalled|refused|off] [-k]
+#                         [-R MAILS_PER_SECOND] [-y full|normal] [-a stalled|refused|off] [-k]
 #   bench/milter-bench.sh --memory [-c SESSIONS] [--hold N] [--steps LIST]
 #                         [-y full|normal] [-a stalled|refused|off] [-k]
 #
@@ -20,7 +20,9 @@
 # second and end-of-message latency (p50, p99: from BODYEOB written to the final
 # reply) per round and the median, the ratio ticket / null, the milters' CPU per
 # mail, ticket-milter's own eom_ms (from its log), and checks that the store
-# holds exactly one new ticket per mail answered accept or continue.
+# holds exactly one new ticket per mail answered accept or continue. -R caps
+# the load at MAILS_PER_SECOND (milter-load --rate): latency at a load a desk
+# sees rather than at saturation.
 #
 # --memory: ticket-milter's (and null-milter's) VmRSS and VmHWM when started,
 # with N sessions (--hold, 100) open and stopped in the middle of a mail body,
@@ -54,7 +56,7 @@ export top_srcdir top_builddir
 . "$top_srcdir/tests/lib.sh"
 trap - EXIT   # lib.sh's trap; ours (below) also stops the daemons first
 
-mails=2000 sessions=20 per_connection=10 rounds=3 synchronous=full memory=0
+mails=2000 sessions=20 per_connection=10 rounds=3 synchronous=full memory=0 rate=
 hold=100 steps=10000,50000,100000 acks=stalled
 usage () { sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 number () { case $2 in ''|*[!0-9]*) echo "milter-bench: $1 $2: not a number" >&2; usage ;; esac; }
@@ -64,6 +66,7 @@ while [ $# -gt 0 ]; do
     -c) number "$1" "${2:-}"; sessions=$2; shift ;;
     -m) number "$1" "${2:-}"; per_connection=$2; shift ;;
     -r) number "$1" "${2:-}"; rounds=$2; shift ;;
+    -R) number "$1" "${2:-}"; rate=$2; shift ;;
     -y) case ${2:-} in full|normal) synchronous=$2 ;; *) usage ;; esac; shift ;;
     -k) export TM_KEEP_TMP=1 ;;
     --memory) memory=1 ;;
@@ -269,7 +272,8 @@ mismatch=0
 for round in $(seq 1 "$rounds"); do
   for setup in null ticket; do
     before=$(tickets)
-    load $setup "$work/run.json" -n "$mails" -c "$sessions" -m "$per_connection" || exit 1
+    load $setup "$work/run.json" -n "$mails" -c "$sessions" -m "$per_connection" \
+      ${rate:+--rate "$rate"} || exit 1
     answered=$(field '.replies.accept + .replies.continue' "$work/run.json")
     stored=$(( $(tickets) - before ))
     want=$answered; [ $setup = null ] && want=0
