@@ -422,10 +422,22 @@ note_customer_history (TmStore *store, TmDecision *decision, GError **error)
     return FALSE;
   /* Beyond the limit both counts are lower bounds, said with a "+". */
   const char *more = history.capped ? "+" : "";
-  add_header (decision, "X-Ticket-Customer",
-              g_strdup_printf ("%s; open=%" G_GINT64_FORMAT "%s; total=%" G_GINT64_FORMAT
-                               "%s; last=%" G_GINT64_FORMAT, decision->customer_address,
-                               history.open, more, history.total, more, history.last_ticket));
+  char *value = g_strdup_printf ("%s; open=%" G_GINT64_FORMAT "%s; total=%" G_GINT64_FORMAT
+                                 "%s; last=%" G_GINT64_FORMAT, decision->customer_address,
+                                 history.open, more, history.total, more, history.last_ticket);
+  /* Headers the milter adds are ASCII (pipeline.h): an address with UTF-8
+   * in it (SMTPUTF8), or one that looks like an encoded word, goes in as
+   * RFC 2047 encoded words like X-Ticket-Tags; every other value as it is. */
+  gboolean plain = strstr (value, "=?") == NULL;
+  for (const char *c = value; plain && *c != '\0'; c++)
+    plain = (guchar) *c >= 0x20 && (guchar) *c < 0x7f;
+  if (!plain)
+    {
+      char *encoded = subject_header_value (value);
+      g_free (value);
+      value = encoded;
+    }
+  add_header (decision, "X-Ticket-Customer", value);
   return TRUE;
 }
 

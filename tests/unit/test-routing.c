@@ -3,6 +3,7 @@
 #include "pipeline.h"
 
 #include <glib/gstdio.h>
+#include <gmime/gmime.h>
 #include <string.h>
 
 #include "tm-test.h"
@@ -222,6 +223,35 @@ test_customer_history_is_bounded (Fixture *fixture, gconstpointer data)
   tm_decision_free (&decision);
 }
 
+/* A customer address with UTF-8 in it (SMTPUTF8) reaches X-Ticket-Customer
+ * as RFC 2047 encoded words, like X-Ticket-Tags: the headers the milter
+ * adds are ASCII (found by fuzz-pipeline). It decodes back to the address. */
+static void
+test_customer_header_is_ascii (Fixture *fixture, gconstpointer data)
+{
+  static const char *const addresses[] = {
+    "\xd8\xb9\xd9\x84\xd9\x8a@example.net",      /* an Arabic local part */
+    "=?utf-8?q?a=0D=0A?=@example.net",               /* looks like an encoded word */
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (addresses); i++)
+    {
+      g_autofree char *raw = g_strdup_printf ("From: %s\r\nMessage-ID: <u%u@example.net>\r\n"
+                                              "Subject: hello\r\n\r\nx\r\n", addresses[i], i);
+      TmDecision *decision = run (fixture, addresses[i], "plain@example.test", raw);
+      const char *value = header_of (decision, "X-Ticket-Customer");
+      g_assert_nonnull (value);
+      for (const char *c = value; *c != '\0'; c++)
+        if ((guchar) *c < 0x20 || (guchar) *c >= 0x7f)
+          g_error ("X-Ticket-Customer \"%s\" is not one line of ASCII", value);
+      g_assert_true (g_str_has_prefix (value, "=?"));
+      g_autofree char *decoded = g_mime_utils_header_decode_text (NULL, value);
+      g_autofree char *expected = g_strdup_printf ("%s; open=0; total=0; last=0",
+                                                   decision->customer_address);
+      g_assert_cmpstr (decoded, ==, expected);
+      tm_decision_free (&decision);
+    }
+}
+
 static void
 test_bad_rules_stop_loading (void)
 {
@@ -272,6 +302,7 @@ main (int argc, char **argv)
   ADD ("/routing/rule-language-and-suppression", test_rule_language_and_suppression);
   ADD ("/routing/contact-form-customer-from-reply-to", test_contact_form);
   ADD ("/routing/customer-history-is-bounded", test_customer_history_is_bounded);
+  ADD ("/routing/customer-header-is-ascii", test_customer_header_is_ascii);
   g_test_add_func ("/routing/bad-rules-stop-loading", test_bad_rules_stop_loading);
   return g_test_run ();
 }
