@@ -20,6 +20,10 @@ tap_failed=0
 
 tap_plan () { echo "1..$1"; }
 
+# tap_status NAME STATUS OUTFILE: a TAP line for a step that had to run in this
+# shell (it sets variables), with its output as comments when it failed.
+tap_status () { tap_ok "$1" sh -c 'cat "$1"; exit "$2"' - "$3" "$2"; }
+
 tap_ok () {
   local name=$1; shift
   local out

@@ -298,6 +298,28 @@ pf_reload () {
   done
 }
 
+# pf_start_milter CONF SOCKET LOG [ARGS...]: starts $MILTER -c CONF -f ARGS in
+# the background, its output appended to LOG, and waits up to 10 s until
+# SOCKET listens (the daemon removes a socket a killed predecessor left).
+# Sets milter_pid. When the daemon exits first, prints the end of LOG, reaps
+# it, clears milter_pid and returns 1; when the socket never listens, returns 1.
+pf_start_milter () {
+  local conf=$1 sock=$2 log=$3 i=0
+  shift 3
+  "$MILTER" -c "$conf" -f "$@" >> "$log" 2>&1 &
+  milter_pid=$!
+  until [ -S "$sock" ] && pf_unix_listens "$sock"; do
+    if ! kill -0 "$milter_pid" 2> /dev/null; then
+      echo "ticket-milter exited at start:"; tail -n 20 "$log"
+      wait "$milter_pid"; milter_pid=
+      return 1
+    fi
+    i=$((i + 1))
+    [ $i -gt 200 ] && { echo "no socket listening at $sock after 10 s"; return 1; }
+    sleep 0.05
+  done
+}
+
 pf_set_milter () {
   local dir=$1 socket=$2
   pf_conf "$dir" "smtpd_milters = $socket" || return 1

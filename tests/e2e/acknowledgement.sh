@@ -90,16 +90,7 @@ EOC
 }
 
 # start_milter [ARGS...]: start with -f and wait until the socket listens.
-start_milter () {
-  local i=0
-  "$MILTER" -c "$conf" -f "$@" >> "$mlog" 2>&1 &
-  milter_pid=$!
-  until [ -S "$sock" ] && pf_unix_listens "$sock"; do
-    kill -0 "$milter_pid" 2> /dev/null || { echo "ticket-milter exited:"; tail -n 20 "$mlog"; return 1; }
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "no socket after 10 s"; return 1; }
-    sleep 0.1
-  done
-}
+start_milter () { pf_start_milter "$conf" "$sock" "$mlog" "$@"; }
 
 send () { # NAME FILE FROM RCPT
   "$SWAKS" --server 127.0.0.1 --port "$(pf_port "$work")" --helo client.example.net \

@@ -113,26 +113,7 @@ address = support@example.test
 ack_rate_limit = 0
 EOC
 
-# Start the daemon in the background and wait until its socket listens (the
-# daemon removes the socket a killed predecessor left behind).
-start_milter () {
-  local i=0
-  "$MILTER" -c "$conf" -f >> "$mlog" 2>&1 &
-  milter_pid=$!
-  until [ -S "$sock" ] && pf_unix_listens "$sock"; do
-    if ! kill -0 "$milter_pid" 2> /dev/null; then
-      echo "ticket-milter exited at start:"; tail -n 20 "$mlog"
-      wait "$milter_pid"; milter_pid=
-      return 1
-    fi
-    i=$((i + 1))
-    [ $i -gt 200 ] && { echo "no socket listening at $sock after 10 s"; return 1; }
-    sleep 0.05
-  done
-}
-
-# tap_status NAME STATUS OUTFILE: a TAP line for a step run in this shell.
-tap_status () { tap_ok "$1" sh -c 'cat "$1"; exit "$2"' - "$3" "$2"; }
+start_milter () { pf_start_milter "$conf" "$sock" "$mlog"; }
 ctl () { "$TICKETCTL" -c "$conf" "$@"; }
 sql () { "$SQLITE3" -batch -noheader "$db" "$@"; }
 # A random pause between 0.3 and 1.5 s, as "S.mmm".

@@ -71,26 +71,7 @@ show_logs () {
 }
 tm_on_exit show_logs
 
-# Start the daemon in the background and wait until its socket listens.
-start_milter () {
-  local i=0
-  "$MILTER" -c "$conf" -f >> "$mlog" 2>&1 &
-  milter_pid=$!
-  until [ -S "$sock" ] && pf_unix_listens "$sock"; do
-    if ! kill -0 "$milter_pid" 2> /dev/null; then
-      echo "ticket-milter exited at start:"; tail -n 20 "$mlog"
-      wait "$milter_pid"; milter_pid=
-      return 1
-    fi
-    i=$((i + 1))
-    [ $i -gt 100 ] && { echo "no socket listening at $sock after 10 s"; return 1; }
-    sleep 0.1
-  done
-}
-
-# tap_status NAME STATUS OUTFILE: a TAP line for a step that had to run in this
-# shell (it sets variables), with its output as comments when it failed.
-tap_status () { tap_ok "$1" sh -c 'cat "$1"; exit "$2"' - "$3" "$2"; }
+start_milter () { pf_start_milter "$conf" "$sock" "$mlog"; }
 
 # send NAME FILE RCPT: one mail over SMTP; swaks's transcript in $work/NAME.swaks.
 send () {

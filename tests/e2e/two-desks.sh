@@ -65,13 +65,10 @@ EOC
 }
 
 start_desk () { # DIR
-  local i=0
-  "$MILTER" -c "$1/ticket-milter.conf" -f >> "$1/milter.log" 2>&1 &
-  echo $! > "$1/milter.pid"
-  until pf_unix_listens "$1/milter.sock"; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "desk $1 did not start"; tail "$1/milter.log"; return 1; }
-    sleep 0.1
-  done
+  local milter_pid=
+  pf_start_milter "$1/ticket-milter.conf" "$1/milter.sock" "$1/milter.log" \
+    || { echo "desk $1 did not start"; return 1; }
+  echo "$milter_pid" > "$1/milter.pid"
 }
 
 # Everything delivered or queued anywhere, and every outbox row of both desks.

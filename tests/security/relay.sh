@@ -262,14 +262,7 @@ ack_rate_limit = 1h
 [team frontline]
 mailbox = frontline@example.test
 EOC
-"$MILTER" -c "$pconf" -f >> "$mlog" 2>&1 &
-milter_pid=$!
-i=0
-until [ -S "$sock" ] && pf_unix_listens "$sock"; do
-  i=$((i + 1))
-  { [ $i -gt 100 ] || ! kill -0 "$milter_pid" 2> /dev/null; } && break
-  sleep 0.1
-done
+pf_start_milter "$pconf" "$sock" "$mlog" > "$pf/milter-start.out" 2>&1
 tap_ok "ticket-milter listens" pf_unix_listens "$sock"
 
 send () { # FILE FROM RCPTS
