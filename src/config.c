@@ -1010,9 +1010,6 @@ first_bad_line (const char *text)
   return 1;
 }
 
-/* Reads PATH into KEYFILE. A file that cannot be read gives its G_FILE_ERROR
- * as it is; a file that is not valid UTF-8 or not a key file gives
- * TM_CONFIG_ERROR_SYNTAX, "PATH: line N: what". */
 /* GKeyFile quietly merges a group written twice and keeps the last of a
  * key given twice: a second [queue support] or a second "address =" would
  * change the first without a word. Both are errors here, with the lines. */
@@ -1020,36 +1017,27 @@ static gboolean
 check_nothing_twice (const char *path, const char *text, GKeyFile *keyfile, GError **error)
 {
   g_autoptr (GHashTable) first_line = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  guint line_number = 0;
-  for (const char *line = text; line != NULL && *line != '\0';)
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
     {
-      line_number++;
-      const char *end = strchr (line, '\n');
-      const char *next = end != NULL ? end + 1 : NULL;
-      if (end == NULL)
-        end = line + strlen (line);
-      const char *start = line;
-      while (start < end && g_ascii_isspace (*start))
-        start++;
-      const char *close = end;
-      while (close > start && *close != ']')
-        close--;
       /* The same reading as GKeyFile's: from '[' to the last ']'. */
-      if (start < end && *start == '[' && close > start)
+      const char *line = lines[i];
+      while (g_ascii_isspace (*line))
+        line++;
+      const char *close = strrchr (line, ']');
+      if (*line != '[' || close == NULL)
+        continue;
+      char *group = g_strndup (line + 1, (gsize) (close - line - 1));
+      guint first = GPOINTER_TO_UINT (g_hash_table_lookup (first_line, group));
+      if (first != 0)
         {
-          char *group = g_strndup (start + 1, (gsize) (close - start - 1));
-          gpointer seen = g_hash_table_lookup (first_line, group);
-          if (seen != NULL)
-            {
-              g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX,
-                           "%s: line %u: [%s] given twice (first on line %u)", path, line_number,
-                           group, GPOINTER_TO_UINT (seen));
-              g_free (group);
-              return FALSE;
-            }
-          g_hash_table_insert (first_line, group, GUINT_TO_POINTER (line_number));
+          g_set_error (error, TM_CONFIG_ERROR, TM_CONFIG_ERROR_SYNTAX,
+                       "%s: line %u: [%s] given twice (first on line %u)", path, i + 1, group,
+                       first);
+          g_free (group);
+          return FALSE;
         }
-      line = next;
+      g_hash_table_insert (first_line, group, GUINT_TO_POINTER (i + 1));
     }
   g_auto (GStrv) groups = g_key_file_get_groups (keyfile, NULL);
   for (char **group = groups; *group != NULL; group++)
@@ -1067,6 +1055,9 @@ check_nothing_twice (const char *path, const char *text, GKeyFile *keyfile, GErr
   return TRUE;
 }
 
+/* Reads PATH into KEYFILE. A file that cannot be read gives its G_FILE_ERROR
+ * as it is; a file that is not valid UTF-8 or not a key file gives
+ * TM_CONFIG_ERROR_SYNTAX, "PATH: line N: what". */
 static gboolean
 read_keyfile (const char *path, GKeyFile *keyfile, GError **error)
 {
