@@ -149,7 +149,8 @@ valid_utf8 (const char *text, char **copy)
 /* The length of the control character (C0, DEL, C1) at P in valid UTF-8,
  * or 0 when there is none: the byte-level reading of g_unichar_iscntrl(),
  * so that runs of ordinary text are copied whole. With separators, U+2028
- * and U+2029 count too. */
+ * and U+2029 count too: tm_unichar_breaks_line() (normalize.h) made on the
+ * bytes. */
 static gsize
 control_at (const char *p, gboolean separators)
 {

@@ -54,6 +54,7 @@
 #include "message.h"
 #include "charset.h"
 #include "html_text.h"
+#include "normalize.h"
 
 #include <string.h>
 #include <gmime/gmime.h>
@@ -156,7 +157,7 @@ normalised_address (const char *address)
   for (const char *c = valid; *c != '\0'; c = g_utf8_next_char (c))
     {
       gunichar u = g_utf8_get_char (c);
-      if (g_unichar_iscntrl (u) || u == 0x2028 || u == 0x2029)
+      if (tm_unichar_breaks_line (u))
         return NULL;
     }
   return g_utf8_strdown (valid, -1);

@@ -276,6 +276,12 @@ tm_unichar_is_word (gunichar c)
   return is_word_char (c);
 }
 
+gboolean
+tm_unichar_breaks_line (gunichar c)
+{
+  return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029;
+}
+
 gunichar
 tm_text_char_at (const char *p)
 {

@@ -58,6 +58,12 @@ gssize tm_text_find_word (const char *haystack, const char *needle);
  * of tm_text_find_word, for callers that split text into the same words. */
 gboolean tm_unichar_is_word (gunichar c);
 
+/* Whether C would break a header or a line wherever it lands: a control
+ * character (C0, DEL, C1) or U+2028/U+2029, the line and paragraph
+ * separators some readers honour. (ack_mail.c's control_at is the same test
+ * made on the bytes, for its hot path.) */
+gboolean tm_unichar_breaks_line (gunichar c);
+
 /* The character starting at P, or (gunichar) -1 when P is not valid UTF-8
  * (the caller then steps one byte). Never reads past a NUL. */
 gunichar tm_text_char_at (const char *p);

@@ -49,6 +49,7 @@
  * After loading nothing is modified, so lookups and rendering need no lock.
  */
 #include "template.h"
+#include "normalize.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -123,12 +124,6 @@ template_free (TmTemplate *template_)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TmTemplate, template_free)
 
 static gboolean
-is_control (gunichar c)
-{
-  return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029;
-}
-
-static gboolean
 is_blank (char c)
 {
   return c == ' ' || c == '\t';
@@ -169,7 +164,7 @@ check_line_characters (const char *line, gsize length, gboolean allow_tab, const
   for (const char *p = line; p < line + length; p = g_utf8_next_char (p))
     {
       gunichar c = g_utf8_get_char (p);
-      if (is_control (c) && !(allow_tab && c == '\t'))
+      if (tm_unichar_breaks_line (c) && !(allow_tab && c == '\t'))
         return syntax_error (error, path, line_number, "control character U+%04X in the %s",
                              (guint) c, where);
     }
@@ -601,7 +596,7 @@ append_value (GString *out, const char *value, guint limit)
           g_string_append_unichar (out, 0xFFFD);
           p++;
         }
-      else if (is_control (c))
+      else if (tm_unichar_breaks_line (c))
         {
           g_string_append_c (out, ' ');
           p = g_utf8_next_char (p);
