@@ -943,11 +943,12 @@ usage_error (const char *problem, int option)
   exit (EX_USAGE);
 }
 
-/* libmilter runs every SMTP connection on a thread of its own, and glibc
- * gives those threads their own malloc arenas, which by default hand memory
- * back to the kernel (madvise) as soon as 128 KiB is free at their top and
- * then take it again on the next mail: page faults and TLB shootdowns on
- * both CPUs that made a quarter of the daemon's time per mail. Fixed
+/* libmilter runs the SMTP sessions on the worker threads of its pool (see
+ * size_session_stacks), and glibc gives those threads their own malloc
+ * arenas, which by default hand memory back to the kernel (madvise) as
+ * soon as 128 KiB is free at their top and then take it again on the next
+ * mail: page faults and TLB shootdowns on both CPUs that made a quarter of
+ * the daemon's time per mail. Fixed
  * thresholds keep up to 64 MiB free per arena (and stop glibc raising them
  * by itself); a mail bigger than 32 MiB is still mapped and unmapped. The
  * memory benchmark shows resident size flat over 100,000 mails with this. */
