@@ -3,6 +3,8 @@
 # Debian's packages (Debian 12). Run as root. Postfix is installed without
 # asking questions and without a system configuration: the tests run private
 # instances on 127.0.0.1 and leave the system's mail alone.
+# libmilter-dev is for bench/null-milter only (the benchmarks' do-nothing
+# milter): ticket-milter speaks the milter protocol itself.
 set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q

@@ -105,7 +105,7 @@ typedef struct {
 typedef struct {
   char *source;              /* file read, or NULL for built-in defaults */
 
-  char *milter_socket;       /* libmilter notation */
+  char *milter_socket;       /* libmilter's notation (milter_server.h) */
   TmOnError on_error;
   char *user;                /* NULL: do not change user */
   guint socket_mode;

@@ -3,7 +3,7 @@
  * openlog() with LOG_MAIL; with also_stderr each line is written to stderr
  * too, prefixed with the program name and severity, so that `ticket-milter -f`
  * and ticketctl show what syslog gets. Lines are formatted once into a
- * buffer on the stack of the caller's thread: safe from libmilter's threads.
+ * buffer on the stack of the caller's thread: safe from the session threads.
  */
 #include "log.h"
 

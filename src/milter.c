@@ -1,9 +1,9 @@
-/* milter.c - ticket-milter: the libmilter adapter and the daemon's main().
+/* milter.c - ticket-milter: the milter callbacks and the daemon's main().
  *
- * The adapter is deliberately thin. It collects what the MTA sends about one
- * mail (envelope, a few macros, the raw header and body bytes), hands it at
- * end of message to the pipeline (pipeline.h), and applies the decision with
- * smfi_* calls. Everything that decides anything lives in the pipeline, so
+ * The callbacks are deliberately thin. They collect what the MTA sends about
+ * one mail (envelope, a few macros, the raw header and body bytes), hand it
+ * at end of message to the pipeline (pipeline.h), and apply the decision as
+ * modifications (milter_server.h speaks the protocol). Everything that decides anything lives in the pipeline, so
  * that `ticketctl simulate` runs exactly the same code.
  *
  * Command line (a contract; ticket-milter(8) is the manual):
@@ -12,12 +12,13 @@
  * the parent waits for the child's verdict and exits with it), the socket
  * and store directories (made while still root, and given to the user),
  * the pid file, the privilege drop, GMime, the store, the socket (refusing
- * to replace one that another process still listens on), smfi_main().
+ * to replace one that another process still listens on), serving the MTA
+ * (tm_milter_server_run) until SIGTERM, SIGINT or SIGHUP.
  * Exit statuses: 0 after a clean stop, 64 (EX_USAGE) bad command line,
  * 78 (EX_CONFIG) bad configuration or unknown user, 73 (EX_CANTCREAT) the
  * store, the socket, its directory or the pid file cannot be created,
- * 71 (EX_OSERR) fork or privilege drop failed, 70 (EX_SOFTWARE) libmilter
- * refused to register or failed while running.
+ * 71 (EX_OSERR) fork or privilege drop failed, 70 (EX_SOFTWARE) serving
+ * failed while running (accept failing for good).
  *
  * Configuration keys read here (ticket-milter.conf(5), defaults in config.h):
  *   [milter] socket on_error user socket_mode pid_file max_message_size
@@ -26,17 +27,17 @@
  *   [parser] fallback_charsets
  *
  * Contexts (CONVENTIONS.md section 6): a ConnectionContext (fields conn_*)
- * hangs off smfi_setpriv from negotiation to xxfi_close; a MessageContext
+ * hangs off tm_milter_session_set_data from negotiation to close; a MessageContext
  * (fields msg_*) is made at MAIL FROM and released by message_context_free()
  * only, which envfrom (the previous mail), eom, abort and close all call.
- * Nothing libmilter hands us is kept beyond its callback: strings are copied.
+ * Nothing the server hands us is kept beyond its callback: strings are copied.
  *
  * Limits: header bytes kept up to max_header_size, body bytes kept up to
  * max_message_size; beyond that the size is still counted and the ticket
  * notes the truncation. X-Ticket-* headers that arrive are always counted,
  * kept or not, because the MTA must be told to delete every one of them.
  *
- * Threads: libmilter calls the callbacks of different connections from
+ * Threads: the server calls the callbacks of different connections from
  * different threads. The configuration is read-only after start, the store
  * serialises its transactions (store.h), the parser is thread-safe after
  * tm_message_library_init(), and logging formats on the caller's stack.
@@ -65,12 +66,12 @@
 #include <malloc.h>
 #endif
 
-#include <libmilter/mfapi.h>
 
 #include "classify.h"
 #include "config.h"
 #include "log.h"
 #include "message.h"
+#include "milter_server.h"
 #include "outbox.h"
 #include "pipeline.h"
 #include "smtp_client.h"
@@ -82,7 +83,7 @@
  * recommended line length. */
 #define FOLD_COLUMN 78
 
-/* Set once in main() before smfi_main(); read-only afterwards. */
+/* Set once in main() before serving; read-only afterwards. */
 static TmConfig *milter_config;
 static TmStore *milter_store;
 static TmOutbox *milter_outbox;      /* NULL when the store is :memory: */
@@ -115,7 +116,7 @@ typedef struct {
 } MessageContext;
 
 typedef struct {
-  unsigned long conn_protocol; /* SMFIP_* bits granted in negotiation */
+  guint32 conn_protocol;       /* TM_MILTER_* steps agreed in negotiation */
   MessageContext *conn_message;/* the mail in progress, or NULL */
 } ConnectionContext;
 
@@ -158,40 +159,28 @@ message_context_free (MessageContext **message_ptr)
 }
 
 static ConnectionContext *
-connection_context (SMFICTX *ctx)
+connection_context (TmMilterSession *session)
 {
-  return smfi_getpriv (ctx);
+  return tm_milter_session_get_data (session);
 }
 
 /* The connection context, made here when negotiation did not run. */
 static ConnectionContext *
-connection_context_ensure (SMFICTX *ctx)
+connection_context_ensure (TmMilterSession *session)
 {
-  ConnectionContext *conn = smfi_getpriv (ctx);
+  ConnectionContext *conn = tm_milter_session_get_data (session);
   if (conn == NULL)
     {
       conn = g_new0 (ConnectionContext, 1);
-      smfi_setpriv (ctx, conn);
+      tm_milter_session_set_data (session, conn);
     }
   return conn;
 }
 
-/* SMFIS_NOREPLY only when the MTA agreed not to wait for this step's reply;
- * answering a step whose reply was waived (or not answering one whose reply
- * is awaited) desynchronises the protocol. */
-static sfsistat
-reply_for (SMFICTX *ctx, unsigned long no_reply_flag)
-{
-  ConnectionContext *conn = connection_context (ctx);
-  if (conn != NULL && (conn->conn_protocol & no_reply_flag) != 0)
-    return SMFIS_NOREPLY;
-  return SMFIS_CONTINUE;
-}
-
 static char *
-symbol_copy (SMFICTX *ctx, const char *name)
+symbol_copy (TmMilterSession *session, const char *name)
 {
-  const char *value = smfi_getsymval (ctx, (char *) name);
+  const char *value = tm_milter_session_macro (session, name);
   return value != NULL && *value != '\0' ? g_strdup (value) : NULL;
 }
 
@@ -208,99 +197,73 @@ strip_brackets (const char *address)
 
 /* ---- collecting the mail ------------------------------------------------- */
 
-static sfsistat
-milter_negotiate (SMFICTX *ctx, unsigned long offered_actions,
-                  unsigned long offered_protocol, unsigned long f2, unsigned long f3,
-                  unsigned long *actions, unsigned long *protocol,
-                  unsigned long *p2, unsigned long *p3)
+static void
+milter_negotiate (TmMilterSession *session, guint32 offered_actions, guint32 offered_steps,
+                  guint32 *actions, guint32 *steps)
 {
-  const unsigned long wanted_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT
-                                       | SMFIF_DELRCPT | SMFIF_SETSYMLIST;
-  const unsigned long needed_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
-  const unsigned long no_reply = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL
-                                 | SMFIP_NR_RCPT | SMFIP_NR_DATA | SMFIP_NR_UNKN
-                                 | SMFIP_NR_EOH | SMFIP_NR_HDR | SMFIP_NR_BODY;
+  const guint32 wanted_actions = TM_MILTER_ACTION_ADD_HEADERS | TM_MILTER_ACTION_CHANGE_HEADERS
+                                 | TM_MILTER_ACTION_ADD_RECIPIENTS
+                                 | TM_MILTER_ACTION_DELETE_RECIPIENTS
+                                 | TM_MILTER_ACTION_SET_MACRO_LIST;
+  const guint32 needed_actions = TM_MILTER_ACTION_ADD_HEADERS | TM_MILTER_ACTION_CHANGE_HEADERS;
+  /* Every step before end of message goes without a reply: the MTA sends
+   * them back to back, and the session reads them in one go. */
+  const guint32 no_reply = TM_MILTER_NO_REPLY_CONNECT | TM_MILTER_NO_REPLY_HELO
+                           | TM_MILTER_NO_REPLY_MAIL | TM_MILTER_NO_REPLY_RCPT
+                           | TM_MILTER_NO_REPLY_DATA | TM_MILTER_NO_REPLY_UNKNOWN
+                           | TM_MILTER_NO_REPLY_EOH | TM_MILTER_NO_REPLY_HEADER
+                           | TM_MILTER_NO_REPLY_BODY;
 
-  ConnectionContext *conn = connection_context_ensure (ctx);
+  ConnectionContext *conn = connection_context_ensure (session);
   /* A second negotiation on one connection starts afresh. */
   message_context_free (&conn->conn_message);
 
   *actions = offered_actions & wanted_actions;
   if ((*actions & needed_actions) != needed_actions)
     tm_log (LOG_WARNING, "the MTA does not allow adding and changing headers "
-            "(offered actions 0x%lx): tickets will be stored but mails not tagged",
-            offered_actions);
+            "(offered actions 0x%" G_GINT32_MODIFIER "x): tickets will be stored but mails "
+            "not tagged", offered_actions);
 
-  unsigned long wanted_protocol = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA
-                                  | SMFIP_HDR_LEADSPC | no_reply;
+  guint32 wanted_steps = TM_MILTER_SKIP_HELO | TM_MILTER_SKIP_UNKNOWN | TM_MILTER_SKIP_DATA
+                         | TM_MILTER_HEADER_LEADING_SPACE | no_reply;
   /* Connect-time macros ({client_addr}) are only sent with the connect step,
    * unless the MTA lets us ask for them at MAIL FROM instead. */
-  if ((*actions & SMFIF_SETSYMLIST) != 0)
-    wanted_protocol |= SMFIP_NOCONNECT;
-  *protocol = offered_protocol & wanted_protocol;
-  *p2 = 0;
-  *p3 = 0;
-  conn->conn_protocol = *protocol;
+  if ((*actions & TM_MILTER_ACTION_SET_MACRO_LIST) != 0)
+    wanted_steps |= TM_MILTER_SKIP_CONNECT;
+  *steps = offered_steps & wanted_steps;
+  conn->conn_protocol = *steps;
 
-  if ((*actions & SMFIF_SETSYMLIST) != 0)
+  if ((*actions & TM_MILTER_ACTION_SET_MACRO_LIST) != 0)
     {
-      if (smfi_setsymlist (ctx, SMFIM_ENVFROM,
-                           (char *) "i {auth_authen} {client_addr} {daemon_name}") != MI_SUCCESS
-          || smfi_setsymlist (ctx, SMFIM_EOM, (char *) "i") != MI_SUCCESS)
-        tm_log (LOG_WARNING, "cannot request macros from the MTA: relying on its defaults");
+      tm_milter_session_request_macros (session, TM_MILTER_STAGE_MAIL,
+                                        "i {auth_authen} {client_addr} {daemon_name}");
+      tm_milter_session_request_macros (session, TM_MILTER_STAGE_EOM, "i");
     }
-  return SMFIS_CONTINUE;
 }
 
-/* The steps below are normally skipped in negotiation; they exist so that an
- * MTA that sends them anyway gets the reply it was promised. */
-static sfsistat
-milter_connect (SMFICTX *ctx, char *hostname, _SOCK_ADDR *address)
+static void
+milter_mail (TmMilterSession *session, const char *const *arguments, int count)
 {
-  return reply_for (ctx, SMFIP_NR_CONN);
-}
-
-static sfsistat
-milter_helo (SMFICTX *ctx, char *helo)
-{
-  return reply_for (ctx, SMFIP_NR_HELO);
-}
-
-static sfsistat
-milter_data (SMFICTX *ctx)
-{
-  return reply_for (ctx, SMFIP_NR_DATA);
-}
-
-static sfsistat
-milter_unknown (SMFICTX *ctx, const char *command)
-{
-  return reply_for (ctx, SMFIP_NR_UNKN);
-}
-
-static sfsistat
-milter_envfrom (SMFICTX *ctx, char **argv)
-{
-  ConnectionContext *conn = connection_context_ensure (ctx);
+  (void) count;
+  ConnectionContext *conn = connection_context_ensure (session);
   message_context_free (&conn->conn_message);
   MessageContext *message = message_context_new ();
   conn->conn_message = message;
 
-  message->msg_sender = g_strdup (argv != NULL && argv[0] != NULL ? argv[0] : "");
-  message->msg_queue_id = symbol_copy (ctx, "i");
-  message->msg_auth_user = symbol_copy (ctx, "{auth_authen}");
-  message->msg_client_addr = symbol_copy (ctx, "{client_addr}");
-  message->msg_daemon_name = symbol_copy (ctx, "{daemon_name}");
-  return reply_for (ctx, SMFIP_NR_MAIL);
+  message->msg_sender = g_strdup (arguments[0]);
+  message->msg_queue_id = symbol_copy (session, "i");
+  message->msg_auth_user = symbol_copy (session, "{auth_authen}");
+  message->msg_client_addr = symbol_copy (session, "{client_addr}");
+  message->msg_daemon_name = symbol_copy (session, "{daemon_name}");
 }
 
-static sfsistat
-milter_envrcpt (SMFICTX *ctx, char **argv)
+static void
+milter_recipient (TmMilterSession *session, const char *const *arguments, int count)
 {
-  ConnectionContext *conn = connection_context (ctx);
-  if (conn != NULL && conn->conn_message != NULL && argv != NULL && argv[0] != NULL)
-    g_ptr_array_add (conn->conn_message->msg_recipients, strip_brackets (argv[0]));
-  return reply_for (ctx, SMFIP_NR_RCPT);
+  (void) count;
+  ConnectionContext *conn = connection_context (session);
+  if (conn != NULL && conn->conn_message != NULL)
+    g_ptr_array_add (conn->conn_message->msg_recipients, strip_brackets (arguments[0]));
 }
 
 /* Appends TEXT with every bare LF turned into CRLF, so that folded header
@@ -338,21 +301,19 @@ note_header (MessageContext *message, const char *name)
   seen->count++;
 }
 
-static sfsistat
-milter_header (SMFICTX *ctx, char *name, char *value)
+static void
+milter_header (TmMilterSession *session, const char *name, const char *value)
 {
-  ConnectionContext *conn = connection_context (ctx);
-  if (conn == NULL || conn->conn_message == NULL || name == NULL)
-    return reply_for (ctx, SMFIP_NR_HDR);
+  ConnectionContext *conn = connection_context (session);
+  if (conn == NULL || conn->conn_message == NULL)
+    return;
   MessageContext *message = conn->conn_message;
-  if (value == NULL)
-    value = (char *) "";
 
   note_header (message, name);
 
   /* With HDR_LEADSPC the value is exactly what followed the colon; without
    * it the MTA removed the one space that conventionally follows it. */
-  gboolean leading_space = (conn->conn_protocol & SMFIP_HDR_LEADSPC) != 0;
+  gboolean leading_space = (conn->conn_protocol & TM_MILTER_HEADER_LEADING_SPACE) != 0;
   gsize line_bytes = strlen (name) + 1 + (leading_space ? 0 : 1) + strlen (value) + 2;
   message->msg_size += line_bytes;
   /* The headers kept are the first ones, not whichever later ones fit. */
@@ -361,7 +322,7 @@ milter_header (SMFICTX *ctx, char *name, char *value)
     {
       message->msg_headers_full = TRUE;
       message->msg_truncated = TRUE;
-      return reply_for (ctx, SMFIP_NR_HDR);
+      return;
     }
   guint before = message->msg_raw->len;
   g_byte_array_append (message->msg_raw, (const guint8 *) name, strlen (name));
@@ -370,7 +331,6 @@ milter_header (SMFICTX *ctx, char *name, char *value)
   append_crlf_text (message->msg_raw, value);
   g_byte_array_append (message->msg_raw, (const guint8 *) "\r\n", 2);
   message->msg_header_bytes += message->msg_raw->len - before;
-  return reply_for (ctx, SMFIP_NR_HDR);
 }
 
 static void
@@ -383,21 +343,20 @@ end_headers (MessageContext *message)
   message->msg_headers_ended = TRUE;
 }
 
-static sfsistat
-milter_eoh (SMFICTX *ctx)
+static void
+milter_end_of_headers (TmMilterSession *session)
 {
-  ConnectionContext *conn = connection_context (ctx);
+  ConnectionContext *conn = connection_context (session);
   if (conn != NULL && conn->conn_message != NULL)
     end_headers (conn->conn_message);
-  return reply_for (ctx, SMFIP_NR_EOH);
 }
 
-static sfsistat
-milter_body (SMFICTX *ctx, unsigned char *chunk, size_t length)
+static void
+milter_body (TmMilterSession *session, const guint8 *chunk, gsize length)
 {
-  ConnectionContext *conn = connection_context (ctx);
-  if (conn == NULL || conn->conn_message == NULL || chunk == NULL)
-    return reply_for (ctx, SMFIP_NR_BODY);
+  ConnectionContext *conn = connection_context (session);
+  if (conn == NULL || conn->conn_message == NULL)
+    return;
   MessageContext *message = conn->conn_message;
   end_headers (message);
 
@@ -412,7 +371,6 @@ milter_body (SMFICTX *ctx, unsigned char *chunk, size_t length)
       g_byte_array_append (message->msg_raw, chunk, kept);
       message->msg_body_bytes += kept;
     }
-  return reply_for (ctx, SMFIP_NR_BODY);
 }
 
 /* ---- applying the decision ----------------------------------------------- */
@@ -430,7 +388,7 @@ header_value_for_mta (const ConnectionContext *conn, const char *name, const cha
       *c = ' ';
 
   GString *out = g_string_new (NULL);
-  if ((conn->conn_protocol & SMFIP_HDR_LEADSPC) != 0)
+  if ((conn->conn_protocol & TM_MILTER_HEADER_LEADING_SPACE) != 0)
     g_string_append_c (out, ' ');
   gsize column = strlen (name) + 2;   /* "Name: " */
   const char *p = clean;
@@ -474,19 +432,19 @@ envelope_spelling (const MessageContext *message, const char *address)
 /* Deletes COUNT headers NAME, the highest index first so that the remaining
  * indexes stay valid. */
 static gboolean
-delete_headers (SMFICTX *ctx, const char *name, guint count)
+delete_headers (TmMilterSession *session, const char *name, guint count)
 {
   for (guint index = count; index >= 1; index--)
-    if (smfi_chgheader (ctx, (char *) name, (int) index, NULL) != MI_SUCCESS)
+    if (!tm_milter_session_change_header (session, name, index, NULL))
       return FALSE;
   return TRUE;
 }
 
 /* Tells the MTA what the decision says. FALSE (with *failed_call set) when
- * an smfi_* call failed; what was already requested is then moot, since the
- * caller answers per on_error. */
+ * a modification was refused (the MTA did not agree to that action); what
+ * was already requested is then moot, since the caller answers per on_error. */
 static gboolean
-apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContext *message,
+apply_decision (TmMilterSession *session, const ConnectionContext *conn, const MessageContext *message,
                 const TmDecision *decision, const char **failed_call)
 {
   /* Delete every X-Ticket-* header that arrived: anyone can forge them. */
@@ -496,9 +454,9 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       const SeenHeader *seen = value;
-      if (!delete_headers (ctx, seen->name, seen->count))
+      if (!delete_headers (session, seen->name, seen->count))
         {
-          *failed_call = "smfi_chgheader (delete)";
+          *failed_call = "deleting an X-Ticket header";
           return FALSE;
         }
     }
@@ -507,9 +465,9 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
     {
       const TmHeaderChange *change = g_ptr_array_index (decision->headers, i);
       g_autofree char *mta_value = header_value_for_mta (conn, change->name, change->value);
-      if (smfi_addheader (ctx, change->name, mta_value) != MI_SUCCESS)
+      if (!tm_milter_session_add_header (session, change->name, mta_value))
         {
-          *failed_call = "smfi_addheader";
+          *failed_call = "adding a header";
           return FALSE;
         }
     }
@@ -517,13 +475,13 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
   if (decision->subject_header != NULL)
     {
       g_autofree char *mta_value = header_value_for_mta (conn, "Subject", decision->subject_header);
-      int status = message->msg_subject_seen
-                   ? smfi_chgheader (ctx, (char *) "Subject", 1, mta_value)
-                   : smfi_addheader (ctx, (char *) "Subject", mta_value);
-      if (status != MI_SUCCESS)
+      gboolean done = message->msg_subject_seen
+                      ? tm_milter_session_change_header (session, "Subject", 1, mta_value)
+                      : tm_milter_session_add_header (session, "Subject", mta_value);
+      if (!done)
         {
-          *failed_call = message->msg_subject_seen ? "smfi_chgheader (Subject)"
-                                                   : "smfi_addheader (Subject)";
+          *failed_call = message->msg_subject_seen ? "changing the Subject"
+                                                   : "adding a Subject";
           return FALSE;
         }
     }
@@ -531,15 +489,15 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
   if (decision->reply_to != NULL)
     {
       /* Replaces whatever Reply-To came (the customer's is on the ticket). */
-      if (!delete_headers (ctx, "Reply-To", message->msg_reply_to_count))
+      if (!delete_headers (session, "Reply-To", message->msg_reply_to_count))
         {
-          *failed_call = "smfi_chgheader (Reply-To)";
+          *failed_call = "deleting the Reply-To";
           return FALSE;
         }
       g_autofree char *mta_value = header_value_for_mta (conn, "Reply-To", decision->reply_to);
-      if (smfi_addheader (ctx, (char *) "Reply-To", mta_value) != MI_SUCCESS)
+      if (!tm_milter_session_add_header (session, "Reply-To", mta_value))
         {
-          *failed_call = "smfi_addheader (Reply-To)";
+          *failed_call = "adding the Reply-To";
           return FALSE;
         }
     }
@@ -548,9 +506,9 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
     {
       g_autofree char *bracketed = g_strdup_printf (
         "<%s>", (const char *) g_ptr_array_index (decision->recipients_add, i));
-      if (smfi_addrcpt (ctx, bracketed) != MI_SUCCESS)
+      if (!tm_milter_session_add_recipient (session, bracketed))
         {
-          *failed_call = "smfi_addrcpt";
+          *failed_call = "adding a recipient";
           return FALSE;
         }
     }
@@ -558,9 +516,9 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
     {
       const char *address = g_ptr_array_index (decision->recipients_remove, i);
       g_autofree char *bracketed = g_strdup_printf ("<%s>", envelope_spelling (message, address));
-      if (smfi_delrcpt (ctx, bracketed) != MI_SUCCESS)
+      if (!tm_milter_session_delete_recipient (session, bracketed))
         {
-          *failed_call = "smfi_delrcpt";
+          *failed_call = "deleting a recipient";
           return FALSE;
         }
     }
@@ -568,14 +526,14 @@ apply_decision (SMFICTX *ctx, const ConnectionContext *conn, const MessageContex
 }
 
 /* The answer for a mail that could not be handled, per [milter] on_error. */
-static sfsistat
-answer_on_error (SMFICTX *ctx)
+static TmMilterVerdict
+answer_on_error (TmMilterSession *session)
 {
   if (milter_config->on_error == TM_ON_ERROR_ACCEPT)
-    return SMFIS_ACCEPT;
-  smfi_setreply (ctx, (char *) "451", (char *) "4.3.0",
-                 (char *) PROGRAM_NAME ": cannot store the ticket, try again later");
-  return SMFIS_TEMPFAIL;
+    return TM_MILTER_ACCEPT;
+  tm_milter_session_set_reply (session, "451", "4.3.0",
+                               PROGRAM_NAME ": cannot store the ticket, try again later");
+  return TM_MILTER_TEMPFAIL;
 }
 
 /* What answer_on_error() tells the MTA, for the log line that goes with it. */
@@ -587,19 +545,19 @@ on_error_outcome (void)
          : "answered 451 4.3.0, the MTA keeps the mail (on_error = tempfail)";
 }
 
-static sfsistat
-milter_eom (SMFICTX *ctx)
+static TmMilterVerdict
+milter_end_of_message (TmMilterSession *session)
 {
   gint64 started = g_get_monotonic_time ();
-  ConnectionContext *conn = connection_context (ctx);
+  ConnectionContext *conn = connection_context (session);
   if (conn == NULL || conn->conn_message == NULL)
     {
       tm_log (LOG_WARNING, "end of message without MAIL FROM: passed untouched");
-      return SMFIS_CONTINUE;
+      return TM_MILTER_CONTINUE;
     }
   MessageContext *message = conn->conn_message;
   if (message->msg_queue_id == NULL)
-    message->msg_queue_id = symbol_copy (ctx, "i");
+    message->msg_queue_id = symbol_copy (session, "i");
   const char *queue_id = message->msg_queue_id;
   end_headers (message);
 
@@ -631,12 +589,12 @@ milter_eom (SMFICTX *ctx)
   TmDecision *decision = tm_pipeline_run (milter_config, milter_store, parsed, &envelope,
                                           now, TRUE, &error);
   tm_message_free (&parsed);
-  sfsistat answer = SMFIS_CONTINUE;
+  TmMilterVerdict answer = TM_MILTER_CONTINUE;
   if (decision == NULL)
     {
       tm_log_mail (LOG_ERR, queue_id, "error: %s; %s", error != NULL ? error->message : "unknown error",
                    on_error_outcome ());
-      answer = answer_on_error (ctx);
+      answer = answer_on_error (session);
       message_context_free (&conn->conn_message);
       return answer;
     }
@@ -649,14 +607,14 @@ milter_eom (SMFICTX *ctx)
   if (decision->classification.klass != TM_CLASS_NOT_SUPPORT)
     {
       const char *failed_call = NULL;
-      if (!apply_decision (ctx, conn, message, decision, &failed_call))
+      if (!apply_decision (session, conn, message, decision, &failed_call))
         {
           /* The ticket is committed; a retried mail is recognised as a
            * duplicate and gets its headers then. */
           tm_log_mail (LOG_ERR, queue_id, "error: %s failed; ticket %" G_GINT64_FORMAT
                        " is stored; %s",
                        failed_call, decision->ticket_id, on_error_outcome ());
-          answer = answer_on_error (ctx);
+          answer = answer_on_error (session);
         }
     }
 
@@ -673,44 +631,35 @@ milter_eom (SMFICTX *ctx)
   return answer;
 }
 
-static sfsistat
-milter_abort (SMFICTX *ctx)
+static void
+milter_abort (TmMilterSession *session)
 {
-  ConnectionContext *conn = connection_context (ctx);
+  ConnectionContext *conn = connection_context (session);
   if (conn != NULL)
     message_context_free (&conn->conn_message);
-  return SMFIS_CONTINUE;
 }
 
-static sfsistat
-milter_close (SMFICTX *ctx)
+static void
+milter_close (TmMilterSession *session)
 {
-  ConnectionContext *conn = connection_context (ctx);
+  ConnectionContext *conn = connection_context (session);
   if (conn == NULL)
-    return SMFIS_CONTINUE;
+    return;
   message_context_free (&conn->conn_message);
   g_free (conn);
-  smfi_setpriv (ctx, NULL);
-  return SMFIS_CONTINUE;
+  tm_milter_session_set_data (session, NULL);
 }
 
-static struct smfiDesc milter_description = {
-  .xxfi_name = (char *) PROGRAM_NAME,
-  .xxfi_version = SMFI_VERSION,
-  .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT,
-  .xxfi_connect = milter_connect,
-  .xxfi_helo = milter_helo,
-  .xxfi_envfrom = milter_envfrom,
-  .xxfi_envrcpt = milter_envrcpt,
-  .xxfi_header = milter_header,
-  .xxfi_eoh = milter_eoh,
-  .xxfi_body = milter_body,
-  .xxfi_eom = milter_eom,
-  .xxfi_abort = milter_abort,
-  .xxfi_close = milter_close,
-  .xxfi_unknown = milter_unknown,
-  .xxfi_data = milter_data,
-  .xxfi_negotiate = milter_negotiate,
+static const TmMilterCallbacks milter_callbacks = {
+  .negotiate = milter_negotiate,
+  .mail = milter_mail,
+  .recipient = milter_recipient,
+  .header = milter_header,
+  .end_of_headers = milter_end_of_headers,
+  .body = milter_body,
+  .end_of_message = milter_end_of_message,
+  .abort = milter_abort,
+  .close = milter_close,
 };
 
 /* ---- start-up ------------------------------------------------------------ */
@@ -816,7 +765,7 @@ daemonize (void)
     close (null_fd);
 }
 
-/* The file of a unix socket in libmilter notation ("unix:/p", "local:/p" or
+/* The file of a unix socket in libmilter's notation ("unix:/p", "local:/p" or
  * a bare "/p"), or NULL for inet sockets. */
 static const char *
 unix_socket_path (const char *socket_spec)
@@ -831,7 +780,7 @@ unix_socket_path (const char *socket_spec)
 }
 
 /* TRUE when something accepts connections on the unix socket PATH: another
- * ticket-milter that smfi_opensocket() would otherwise silently replace. */
+ * ticket-milter that tm_milter_server_new() would otherwise silently replace. */
 static gboolean
 unix_socket_is_live (const char *path)
 {
@@ -943,15 +892,15 @@ usage_error (const char *problem, int option)
   exit (EX_USAGE);
 }
 
-/* libmilter runs the SMTP sessions on the worker threads of its pool (see
- * size_session_stacks), and glibc gives those threads their own malloc
- * arenas, which by default hand memory back to the kernel (madvise) as
- * soon as 128 KiB is free at their top and then take it again on the next
- * mail: page faults and TLB shootdowns on both CPUs that made a quarter of
- * the daemon's time per mail. Fixed
- * thresholds keep up to 64 MiB free per arena (and stop glibc raising them
- * by itself); a mail bigger than 32 MiB is still mapped and unmapped. The
- * memory benchmark shows resident size flat over 100,000 mails with this. */
+/* The sessions run on the threads of the server's pool (milter_server.h),
+ * and glibc gives those threads their own malloc arenas, which by default
+ * hand memory back to the kernel (madvise) as soon as 128 KiB is free at
+ * their top and then take it again on the next mail: page faults and TLB
+ * shootdowns on both CPUs that made a quarter of the daemon's time per
+ * mail. Fixed thresholds keep up to 64 MiB free per arena (and stop glibc
+ * raising them by itself); a mail bigger than 32 MiB is still mapped and
+ * unmapped. The memory benchmark shows resident size flat over 100,000
+ * mails with this. */
 static void
 keep_freed_memory (void)
 {
@@ -961,18 +910,16 @@ keep_freed_memory (void)
 #endif
 }
 
-/* libmilter hands sessions to a pool of worker threads: it starts a worker
- * whenever none is idle and lets one end as soon as two are. A mail waiting
- * for its group commit keeps its worker, so under load the daemon started
- * and ended a thread for about every second mail (strace, one mail per
- * connection as behind Postfix). Each thread's stack is RLIMIT_STACK's
- * size, 8 MiB by default, and glibc keeps only 40 MiB of ended threads'
- * stacks for reuse: past five, every start mapped a new stack and every end
- * unmapped one, a TLB shootdown on every CPU. With SESSION_STACK_BYTES the
- * stacks stay in glibc's cache. The deepest the daemon goes is GMime's
- * recursive parse of a multipart nested 1,000 deep (tests/hostile), which
- * runs in 256 KiB of stack; 1 MiB leaves four times that. Threads the
- * daemon starts itself (the outbox workers) get the same size. */
+/* Session threads need far less stack than RLIMIT_STACK's 8 MiB, and
+ * glibc keeps only 40 MiB of ended threads' stacks for reuse: with libmilter's
+ * pool, which started and ended a thread for about every second mail, every
+ * start past five mapped a new stack and every end unmapped one, a TLB
+ * shootdown on every CPU. The server's pool keeps its idle threads, but a
+ * burst of connections still starts threads, and smaller stacks cost less
+ * address space for each. The deepest the daemon goes is GMime's recursive
+ * parse of a multipart nested 1,000 deep (tests/hostile), which runs in 256
+ * KiB of stack; 1 MiB leaves four times that. Threads the daemon starts
+ * itself (the outbox workers) get the same size. */
 #define SESSION_STACK_BYTES (1024 * 1024)
 
 static void
@@ -1022,13 +969,9 @@ main (int argc, char **argv)
             break;
           }
         case 'V':
-          {
-            unsigned int major = 0, minor = 0, patch = 0;
-            smfi_version (&major, &minor, &patch);
-            printf (PROGRAM_NAME " %s (libmilter %u.%u.%u)\n", PACKAGE_VERSION, major, minor,
-                    patch);
-            return 0;
-          }
+          printf (PROGRAM_NAME " %s (milter protocol %d)\n", PACKAGE_VERSION,
+                  TM_MILTER_PROTOCOL_VERSION);
+          return 0;
         case 'h':
           print_help ();
           return 0;
@@ -1105,13 +1048,9 @@ main (int argc, char **argv)
   else
     tm_log (LOG_WARNING, "the store is in memory: acknowledgements are queued but never sent");
 
-  if (smfi_register (milter_description) != MI_SUCCESS)
-    startup_fail (EX_SOFTWARE, "libmilter refused to register the filter");
-  if (smfi_setconn (config->milter_socket) != MI_SUCCESS)
-    startup_fail (EX_SOFTWARE, "libmilter refused the socket \"%s\"", config->milter_socket);
-  if (smfi_opensocket (true) != MI_SUCCESS)
-    startup_fail (EX_CANTCREAT, "cannot listen on %s (is another ticket-milter running?)",
-                  config->milter_socket);
+  TmMilterServer *server = tm_milter_server_new (config->milter_socket, &error);
+  if (server == NULL)
+    startup_fail (EX_CANTCREAT, "%s", error->message);
   /* Remembered so that at exit only our own socket is removed, not one a
    * newer instance has put in its place meanwhile. */
   struct stat socket_identity = { 0 };
@@ -1127,7 +1066,8 @@ main (int argc, char **argv)
   tm_log (LOG_INFO, PROGRAM_NAME " %s started on %s", PACKAGE_VERSION, config->milter_socket);
   startup_succeeded ();
 
-  int milter_status = smfi_main ();
+  gboolean served = tm_milter_server_run (server, &milter_callbacks, &error);
+  tm_milter_server_free (&server);
 
   tm_outbox_stop (&milter_outbox);
   TmStoreGroupStats group;
@@ -1145,8 +1085,8 @@ main (int argc, char **argv)
       && socket_now.st_dev == socket_identity.st_dev && socket_now.st_ino == socket_identity.st_ino
       && unlink (socket_path) != 0)
     tm_log (LOG_WARNING, "cannot remove the socket %s: %s", socket_path, g_strerror (errno));
-  if (milter_status != MI_SUCCESS)
-    tm_log (LOG_ERR, "libmilter stopped with an error");
+  if (!served)
+    tm_log (LOG_ERR, "stopped serving the MTA: %s", error->message);
   tm_log (LOG_INFO, "stopped");
 
   milter_config = NULL;
@@ -1156,5 +1096,5 @@ main (int argc, char **argv)
       g_free (user->pw_name);
       g_free (user);
     }
-  return milter_status == MI_SUCCESS ? 0 : EX_SOFTWARE;
+  return served ? 0 : EX_SOFTWARE;
 }

@@ -400,9 +400,9 @@ tm_outbox_start (const TmConfig *config, TmStore *store)
       g_ptr_array_add (outbox->workers, worker);
     }
   recover_interrupted (g_ptr_array_index (outbox->workers, 0));
-  /* The threads start with every signal blocked: libmilter waits for
-   * SIGTERM, SIGHUP and SIGINT in a thread of its own (sigwait), which works
-   * only when no other thread can receive them. */
+  /* The threads start with every signal blocked: the milter server waits
+   * for SIGTERM, SIGHUP and SIGINT on a signalfd in the main thread, which
+   * works only when no other thread can receive them. */
   sigset_t all, previous;
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &previous);

@@ -14,7 +14,7 @@
  * be acknowledged, the acknowledgement in the outbox (autoreply.c), so that
  * the ticket and its acknowledgement are committed together or not at all.
  *
- * Nothing here talks to the network or to libmilter.
+ * Nothing here talks to the network or to the MTA.
  */
 #include "pipeline.h"
 

@@ -11,7 +11,7 @@
  * with Reply-To: the queue address, so that an agent's Reply comes back
  * through the desk. A mail from one of the queue's form_senders is a contact
  * form: its customer is the Reply-To address.
- * The pipeline knows nothing of libmilter: the daemon and `ticketctl
+ * The pipeline knows nothing of the milter protocol: the daemon and `ticketctl
  * simulate` run this very code. Its only inputs are the configuration, the
  * store's state, the message, the envelope and the time; with commit FALSE
  * the transaction is rolled back, so a dry run shows exactly what a real run

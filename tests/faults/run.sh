@@ -567,8 +567,7 @@ workers = $workers"
   echo "# SMTP silent, $workers worker(s): eom_ms $(eom_figures SIL)"
   tap_ok "SMTP silent, $workers worker(s): the same daemon all along" same_daemon
   # Whether a stop waits for a worker stuck in SMTP: reported, not judged.
-  # An idle daemon takes up to 5 s (libmilter looks at its stop flag every
-  # 5 s); with one worker, look for 8 s before closing the server's
+  # With one worker, look for 8 s before closing the server's
   # connections, which ends the workers' conversations at once.
   kill -TERM "$daemon_pid"
   started_stop=$(date +%s)
