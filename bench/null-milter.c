@@ -4,7 +4,7 @@
  * whatever throughput Postfix loses with this milter is the price of the milter
  * protocol itself, not of anything ticket-milter does.
  *
- *   null-milter -p SOCKET [-m receive|skip] [-u MODE]
+ *   null-milter -p SOCKET [-m receive|skip] [-e] [-u MODE]
  *
  *   -p SOCKET  libmilter notation: unix:/path or inet:PORT@127.0.0.1
  *   -m receive (default) receives the events ticket-milter needs (MAIL FROM,
@@ -12,6 +12,11 @@
  *              for any of them (SMFIP_NR_*), so only end of message costs a
  *              round trip; connect, HELO, DATA and unknown commands are skipped.
  *      skip    skips every event except end of message: the absolute floor.
+ *   -e         edits each message as ticket-milter edits a new customer's
+ *              mail: adds four X-Ticket-* headers and rewrites the Subject
+ *              (a new one if the mail had none). What Postfix's cleanup pays
+ *              to apply them is then part of the floor, so that a comparison
+ *              shows ticket-milter's own cost apart from the edits' cost.
  *   -u MODE    octal permissions set on a unix socket once it exists (default
  *              0666, so that Postfix's smtpd, running as postfix, can connect).
  *
@@ -25,10 +30,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static int receive_content = 1;
+static int edit_like_ticket_milter = 0;
+
+/* Per connection: whether the current mail had a Subject (-e only). */
+struct null_state
+{
+  int subject_seen;
+};
 
 /* The steps agreed with the MTA. Every connection from one Postfix agrees on
    the same set, so the value written by each negotiation is the same. */
@@ -50,7 +63,7 @@ null_negotiate (SMFICTX *ctx, unsigned long offered_actions,
   if (!receive_content)
     skip |= SMFIP_NOMAIL | SMFIP_NORCPT | SMFIP_NOHDRS | SMFIP_NOEOH
             | SMFIP_NOBODY;
-  *wanted_actions = 0;
+  *wanted_actions = edit_like_ticket_milter ? (SMFIF_ADDHDRS | SMFIF_CHGHDRS) & offered_actions : 0;
   /* Ask only for what this MTA offers: an MTA that cannot skip a step or
      drop a reply keeps sending it, and the callbacks below still answer. */
   *wanted_steps = (skip | no_reply) & offered_steps;
@@ -82,6 +95,12 @@ null_envrcpt (SMFICTX *ctx, char **argv)
 static sfsistat
 null_header (SMFICTX *ctx, char *name, char *value)
 {
+  if (edit_like_ticket_milter && strcasecmp (name, "Subject") == 0)
+    {
+      struct null_state *state = smfi_getpriv (ctx);
+      if (state != NULL)
+        state->subject_seen = 1;
+    }
   return reply_or_not (SMFIP_NR_HDR);
 }
 
@@ -97,10 +116,43 @@ null_body (SMFICTX *ctx, unsigned char *chunk, size_t len)
   return reply_or_not (SMFIP_NR_BODY);
 }
 
+/* -e: the same number of edits of the same sizes as ticket-milter makes
+   for a new customer's first mail (see ticketctl simulate's "headers"). */
 static sfsistat
 null_eom (SMFICTX *ctx)
 {
-  return SMFIS_ACCEPT;
+  if (!edit_like_ticket_milter)
+    return SMFIS_ACCEPT;
+  struct null_state *state = smfi_getpriv (ctx);
+  int subject_seen = state != NULL && state->subject_seen;
+  if (state != NULL)
+    state->subject_seen = 0;
+  if (smfi_addheader (ctx, "X-Ticket-Customer",
+                      "customer@example.net; open=0; total=0; last=0") != MI_SUCCESS
+      || smfi_addheader (ctx, "X-Ticket-ID", "1042") != MI_SUCCESS
+      || smfi_addheader (ctx, "X-Ticket-Queue", "support") != MI_SUCCESS
+      || smfi_addheader (ctx, "X-Ticket-Priority", "normal") != MI_SUCCESS)
+    return SMFIS_TEMPFAIL;
+  char *subject = "[Ticket#1042] =?UTF-8?B?2YHYp9iq2YjYsdiq2Yog2YTZhSDYqti12YQ=?=";
+  int status = subject_seen ? smfi_chgheader (ctx, "Subject", 1, subject)
+                            : smfi_addheader (ctx, "Subject", subject);
+  return status == MI_SUCCESS ? SMFIS_ACCEPT : SMFIS_TEMPFAIL;
+}
+
+static sfsistat
+null_envfrom_with_state (SMFICTX *ctx, char **argv)
+{
+  if (smfi_getpriv (ctx) == NULL)
+    smfi_setpriv (ctx, calloc (1, sizeof (struct null_state)));
+  return reply_or_not (SMFIP_NR_MAIL);
+}
+
+static sfsistat
+null_close (SMFICTX *ctx)
+{
+  free (smfi_getpriv (ctx));
+  smfi_setpriv (ctx, NULL);
+  return SMFIS_CONTINUE;
 }
 
 static struct smfiDesc null_milter = {
@@ -119,7 +171,7 @@ static struct smfiDesc null_milter = {
 static void
 usage (void)
 {
-  fprintf (stderr, "usage: null-milter -p SOCKET [-m receive|skip] [-u MODE]\n");
+  fprintf (stderr, "usage: null-milter -p SOCKET [-m receive|skip] [-e] [-u MODE]\n");
   exit (2);
 }
 
@@ -130,7 +182,7 @@ main (int argc, char **argv)
   mode_t socket_mode = 0666;
   int opt;
 
-  while ((opt = getopt (argc, argv, "p:m:u:")) != -1)
+  while ((opt = getopt (argc, argv, "p:m:eu:")) != -1)
     switch (opt)
       {
       case 'p':
@@ -143,6 +195,12 @@ main (int argc, char **argv)
           receive_content = 0;
         else
           usage ();
+        break;
+      case 'e':
+        edit_like_ticket_milter = 1;
+        null_milter.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+        null_milter.xxfi_envfrom = null_envfrom_with_state;
+        null_milter.xxfi_close = null_close;
         break;
       case 'u':
         socket_mode = (mode_t) strtoul (optarg, NULL, 8);

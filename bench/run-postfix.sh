@@ -2,7 +2,7 @@
 # bench/run-postfix.sh - throughput of a real Postfix with and without ticket-milter.
 #
 #   bench/run-postfix.sh [-n MAILS] [-s SESSIONS] [-r ROUNDS] [-l BYTES]
-#                        [-y full|normal] [-k]
+#                        [-y full|normal] [-e] [-k]
 #
 # One private Postfix (tests/postfix-lib.sh) on 127.0.0.1 receives MAILS mails
 # (default 2000, about BYTES=4096 bytes each, to support@example.test) from
@@ -14,6 +14,11 @@
 #                  no replies and accepts - the price of the milter protocol
 #   ticket-milter  the real daemon, a new ticket per mail (store synchronous =
 #                  -y, default full, as shipped)
+# and with -e a fourth:
+#   null + edits   null-milter -e: also makes the header edits ticket-milter
+#                  makes (four headers added, the Subject rewritten), so that
+#                  what Postfix pays to apply them shows apart from what
+#                  ticket-milter itself costs
 # Alternating the set-ups spreads any drift of the machine over all three.
 #
 # A run's time goes from the start of smtp-source to the moment the queue is
@@ -34,14 +39,15 @@ export top_srcdir top_builddir
 . "$top_srcdir/tests/postfix-lib.sh"
 trap - EXIT   # lib.sh's trap; ours (below) also stops the milters first
 
-mails=2000 sessions=20 rounds=3 body_bytes=4096 synchronous=full
-while getopts "n:s:r:l:y:k" opt; do
+mails=2000 sessions=20 rounds=3 body_bytes=4096 synchronous=full with_edits=
+while getopts "n:s:r:l:y:ek" opt; do
   case $opt in
     n) mails=$OPTARG ;;
     s) sessions=$OPTARG ;;
     r) rounds=$OPTARG ;;
     l) body_bytes=$OPTARG ;;
     y) synchronous=$OPTARG ;;
+    e) with_edits=1 ;;
     k) export TM_KEEP_TMP=1 ;;
     *) sed -n '3,5p' "$0" >&2; exit 2 ;;
   esac
@@ -54,10 +60,10 @@ SMTP_SOURCE=$(PATH=$PATH:/usr/sbin:/sbin command -v smtp-source) || skip "no smt
 work=$(tm_workdir)
 # tm_workdir ran in a subshell, so its own registration for removal was lost.
 tm_cleanup_dirs="$tm_cleanup_dirs $work"
-null_pid= ticket_pid=
+null_pid= edits_pid= ticket_pid=
 finish () {
   local pid
-  for pid in $null_pid $ticket_pid; do
+  for pid in $null_pid $edits_pid $ticket_pid; do
     kill -TERM "$pid" 2> /dev/null && wait "$pid" 2> /dev/null
   done
   pf_stop "$work"
@@ -113,6 +119,11 @@ wait_listening () {
 "$NULL_MILTER" -p "unix:$work/null.sock" 2> "$work/null-milter.log" &
 null_pid=$!
 wait_listening "$work/null.sock" $null_pid || { echo "null-milter did not start" >&2; exit 1; }
+if [ -n "$with_edits" ]; then
+  "$NULL_MILTER" -e -p "unix:$work/edits.sock" 2> "$work/null-edits.log" &
+  edits_pid=$!
+  wait_listening "$work/edits.sock" $edits_pid || { echo "null-milter -e did not start" >&2; exit 1; }
+fi
 
 if [ -n "$TICKET_MILTER" ]; then
   cat > "$work/ticket-milter.conf" <<EOF
@@ -149,29 +160,40 @@ cpu_seconds () {
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
 }
 
+# CPU seconds the whole machine has been busy so far (every process and the
+# kernel: /proc/stat's first line without idle and iowait). Behind Postfix
+# the machine is CPU-bound, so this per mail follows throughput more steadily
+# than a run's wall-clock time does on a noisy virtual machine.
+machine_busy_seconds () {
+  awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { print ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat
+}
+
 # Mails ticket-milter has logged so far (one "class=" line each).
 ticket_lines () {
   if [ -n "$TICKET_MILTER" ]; then grep -c 'class=' "$work/ticket-milter.log"; else echo 0; fi
 }
 
 # run SETUP COUNT: send COUNT mails through SETUP; prints "delivered seconds
-# rate milter_cpu_ms_per_mail rejected ticket_milter_mails".
+# rate milter_cpu_ms_per_mail rejected ticket_milter_mails machine_cpu_ms_per_mail".
 run () {
-  local setup=$1 count=$2 socket= pid= offset t0 t1 cpu0 cpu1 delivered rejected seen
+  local setup=$1 count=$2 socket= pid= offset t0 t1 cpu0 cpu1 busy0 busy1 delivered rejected seen
   case $setup in
     null) socket=unix:$work/null.sock pid=$null_pid ;;
+    edits) socket=unix:$work/edits.sock pid=$edits_pid ;;
     ticket) socket=unix:$work/tm.sock pid=$ticket_pid ;;
   esac
   pf_set_milter "$work" "$socket" >&2 || return 1
   offset=$(stat -c %s "$work/maillog")
   seen=$(ticket_lines)
   cpu0=$(cpu_seconds "$pid")
+  busy0=$(machine_busy_seconds)
   t0=$(date +%s.%N)
   "$SMTP_SOURCE" -4 -s "$sessions" -m "$count" -F "$msg" \
     -f customer@example.net -t support@example.test -M client.example.net \
     "127.0.0.1:$port" 2>> "$work/smtp-source.err"
   pf_wait_queue_empty "$work" 300 >&2
   t1=$(date +%s.%N)
+  busy1=$(machine_busy_seconds)
   cpu1=$(cpu_seconds "$pid")
   # postlogd may write the last lines a moment after the queue file is gone.
   sleep 0.3
@@ -179,7 +201,9 @@ run () {
   rejected=$(tail -c +$((offset + 1)) "$work/maillog" | grep -cE 'milter-reject|: reject:')
   seen=$(( $(ticket_lines) - seen ))
   awk -v d="$delivered" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" -v r="$rejected" -v m="$seen" \
-    'BEGIN { s = t1 - t0; printf "%d %.2f %.1f %.3f %d %d\n", d, s, d / s, d ? (c1 - c0) * 1000 / d : 0, r, m }'
+      -v b0="$busy0" -v b1="$busy1" \
+    'BEGIN { s = t1 - t0; printf "%d %.2f %.1f %.3f %d %d %.3f\n", d, s, d / s, d ? (c1 - c0) * 1000 / d : 0, r, m,
+             d ? (b1 - b0) * 1000 / d : 0 }'
 }
 
 echo "run-postfix: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo);" \
@@ -187,6 +211,7 @@ echo "run-postfix: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GB", $2 / 104
 run bare 200 > /dev/null   # warm-up: caches, Postfix processes, not counted
 
 setups="bare null"
+[ -n "$with_edits" ] && setups="$setups edits"
 [ -n "$TICKET_MILTER" ] && setups="$setups ticket"
 results=$work/results
 : > "$results"
@@ -194,7 +219,7 @@ for round in $(seq 1 "$rounds"); do
   for setup in $setups; do
     line=$(run "$setup" "$mails") || exit 1
     echo "$round $setup $line" >> "$results"
-    echo "run-postfix: round $round $setup: $line (delivered seconds mails/s milter_cpu_ms/mail rejected ticket-milter_mails)" >&2
+    echo "run-postfix: round $round $setup: $line (delivered seconds mails/s milter_cpu_ms/mail rejected ticket-milter_mails machine_cpu_ms/mail)" >&2
   done
 done
 
@@ -228,6 +253,21 @@ printf '| median | %.0f | %.0f | %s | %s | %s |\n' "$mb" "$mn" \
 echo
 echo "null-milter / bare (median): $(ratio "$mn" "$mb")"
 printf "milter CPU per mail (median): null-milter %s ms, ticket-milter %s ms\n" "$(median_of null 6)" "$(median_of ticket 6)"
+printf "machine CPU per mail (median, every process and the kernel): bare %s ms, null-milter %s ms, ticket-milter %s ms%s\n" \
+  "$(median_of bare 9)" "$(median_of null 9)" "$(median_of ticket 9)" \
+  "$([ -n "$with_edits" ] && printf ', null-milter -e %s ms' "$(median_of edits 9)")"
+if [ -n "$with_edits" ]; then
+  echo
+  echo "| round | null-milter -e (mails/s) | -e / null | ticket / -e |"
+  echo "|---|---|---|---|"
+  for round in $(seq 1 "$rounds"); do
+    n=$(cell "$round" null) e=$(cell "$round" edits) t=$(cell "$round" ticket)
+    echo "| $round | $e | $(ratio "${e%% *}" "${n%% *}") | $(ratio "${t%% *}" "${e%% *}") |"
+  done
+  me=$(median_of edits 5)
+  printf '| median | %.0f | %s | %s |\n' "$me" "$(ratio "$me" "$mn")" "$(ratio "$mt" "$me")"
+  printf "null-milter -e CPU per mail (median): %s ms\n" "$(median_of edits 6)"
+fi
 if [ -n "$TICKET_MILTER" ]; then
   grep -o 'eom_ms=[0-9.]*' "$work/ticket-milter.log" | cut -d= -f2 | sort -n > "$work/eom_ms"
   awk '{ v[NR] = $1 } END {
