@@ -51,6 +51,7 @@ struct TmMilterSession {
   GList *link;                  /* in server->sessions */
   gboolean waiting;             /* under server->lock: blocked on the MTA */
   gpointer data;                /* the filter's */
+  gboolean connection_open;     /* close not yet called for this negotiation */
   guint32 offered_actions;      /* in the current negotiation */
   guint32 actions;              /* agreed */
   guint32 steps;                /* agreed */
@@ -119,6 +120,10 @@ listen_inet (const char *spec, const char *rest, int family, GError **error)
       *at = '\0';
       host = at + 1;
     }
+  /* libmilter also takes the address in brackets: inet:8891@[127.0.0.1]. */
+  g_autofree char *unbracketed = NULL;
+  if (host != NULL && host[0] == '[' && strlen (host) > 2 && host[strlen (host) - 1] == ']')
+    host = unbracketed = g_strndup (host + 1, strlen (host) - 2);
   if (*port == '\0' || (host != NULL && *host == '\0'))
     {
       g_set_error (error, TM_MILTER_SERVER_ERROR, 0,
@@ -333,11 +338,20 @@ void
 tm_milter_session_set_reply (TmMilterSession *session, const char *rcode, const char *xcode,
                              const char *text)
 {
+  /* The MTA reads the text as a format: a '%' of the text is sent as "%%". */
+  GString *reply = g_string_new (NULL);
+  g_string_printf (reply, "%s %s ", rcode, xcode);
+  for (const char *c = text; *c != '\0'; c++)
+    {
+      if (*c == '\r' || *c == '\n')
+        g_string_append_c (reply, ' ');
+      else if (*c == '%')
+        g_string_append (reply, "%%");
+      else
+        g_string_append_c (reply, *c);
+    }
   g_free (session->reply);
-  session->reply = g_strdup_printf ("%s %s %s", rcode, xcode, text);
-  for (char *c = session->reply; *c != '\0'; c++)
-    if (*c == '\r' || *c == '\n')
-      *c = ' ';
+  session->reply = g_string_free (reply, FALSE);
 }
 
 /* ---- a session: the protocol ------------------------------------------------- */
@@ -395,6 +409,7 @@ negotiate (TmMilterSession *session, const TmMilterPacket *packet)
     }
   for (int stage = 0; stage < TM_MILTER_STAGES; stage++)
     g_clear_pointer (&session->macro_lists[stage], g_free);
+  session->connection_open = TRUE;
   guint32 actions = 0, steps = 0;
   session->offered_actions = offered_actions;
   session->in_negotiate = TRUE;
@@ -522,8 +537,9 @@ static void
 end_connection (TmMilterSession *session)
 {
   const TmMilterCallbacks *callbacks = session->server->callbacks;
-  if (callbacks->close != NULL)
+  if (session->connection_open && callbacks->close != NULL)
     callbacks->close (session);
+  session->connection_open = FALSE;
   session->data = NULL;
   session->actions = session->steps = 0;
   clear_macros (session, TM_MILTER_STAGE_CONNECT);
@@ -733,7 +749,10 @@ serve_session (gpointer data, gpointer unused)
 
 /* ---- serving ------------------------------------------------------------------ */
 
-static void
+/* FALSE when no thread could be started for the session, which then waits
+ * in the pool's queue (GLib keeps it) until start_waiting_sessions() gets
+ * it one. */
+static gboolean
 start_session (TmMilterServer *server, GThreadPool *pool, int fd)
 {
   struct timeval idle = { .tv_sec = IDLE_SESSION_SECONDS };
@@ -743,6 +762,7 @@ start_session (TmMilterServer *server, GThreadPool *pool, int fd)
   session->server = server;
   session->fd = fd;
   session->out = g_byte_array_sized_new (256);
+  session->connection_open = TRUE;
   session->in_capacity = INPUT_BUFFER_BYTES;
   session->in = g_malloc (session->in_capacity);
   g_mutex_lock (&server->lock);
@@ -750,22 +770,30 @@ start_session (TmMilterServer *server, GThreadPool *pool, int fd)
   session->link = server->sessions;
   g_mutex_unlock (&server->lock);
   g_autoptr (GError) error = NULL;
-  if (!g_thread_pool_push (pool, session, &error))
-    {
-      /* No thread for it: the MTA sees the connection close and applies
-       * its default action. */
-      tm_log (LOG_ERR, "milter protocol: cannot start a session thread: %s", error->message);
-      g_mutex_lock (&server->lock);
-      server->sessions = g_list_delete_link (server->sessions, session->link);
-      g_mutex_unlock (&server->lock);
-      session_free (session);
-    }
+  if (g_thread_pool_push (pool, session, &error))
+    return TRUE;
+  tm_log (LOG_ERR, "milter protocol: cannot start a session thread (trying again): %s",
+          error->message);
+  return FALSE;
+}
+
+/* After start_session() failed: tries to start threads for the sessions
+ * queued without one. TRUE while some are still queued. (Only then: a
+ * session queued a moment before an idle thread takes it must not start
+ * a thread of its own.) */
+static gboolean
+start_waiting_sessions (GThreadPool *pool)
+{
+  if (g_thread_pool_unprocessed (pool) == 0)
+    return FALSE;
+  (void) g_thread_pool_set_max_threads (pool, -1, NULL);
+  return g_thread_pool_unprocessed (pool) > 0;
 }
 
 /* Stops listening, closes the sessions that wait for the MTA, and waits
  * until the others have finished their step. */
 static void
-end_sessions (TmMilterServer *server)
+end_sessions (TmMilterServer *server, GThreadPool *pool, gboolean starved)
 {
   g_mutex_lock (&server->lock);
   server->stopping = TRUE;
@@ -775,8 +803,17 @@ end_sessions (TmMilterServer *server)
       if (session->waiting)
         shutdown (session->fd, SHUT_RDWR);
     }
+  /* A session still queued for a thread ends as soon as it gets one. */
   while (server->sessions != NULL)
-    g_cond_wait (&server->session_ended, &server->lock);
+    {
+      gint64 retry = g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND;
+      if (!g_cond_wait_until (&server->session_ended, &server->lock, retry) && starved)
+        {
+          g_mutex_unlock (&server->lock);
+          starved = start_waiting_sessions (pool);
+          g_mutex_lock (&server->lock);
+        }
+    }
   g_mutex_unlock (&server->lock);
 }
 
@@ -812,6 +849,7 @@ tm_milter_server_run (TmMilterServer *server, const TmMilterCallbacks *callbacks
   g_thread_pool_set_max_idle_time (IDLE_THREAD_MS);
 
   gboolean ok = TRUE;
+  gboolean starved = FALSE;   /* sessions wait in the queue without a thread */
   for (;;)
     {
       struct pollfd watched[3] = {
@@ -819,7 +857,11 @@ tm_milter_server_run (TmMilterServer *server, const TmMilterCallbacks *callbacks
         { .fd = signal_fd, .events = POLLIN },
         { .fd = server->stop_pipe[0], .events = POLLIN },
       };
-      if (poll (watched, 3, -1) < 0)
+      /* With sessions queued for a thread, try again every 100 ms. */
+      if (starved)
+        starved = start_waiting_sessions (pool);
+      int timeout = starved ? 100 : -1;
+      if (poll (watched, 3, timeout) < 0)
         {
           if (errno == EINTR)
             continue;
@@ -841,7 +883,8 @@ tm_milter_server_run (TmMilterServer *server, const TmMilterCallbacks *callbacks
       int fd = accept4 (server->listen_fd, NULL, NULL, SOCK_CLOEXEC);
       if (fd >= 0)
         {
-          start_session (server, pool, fd);
+          if (!start_session (server, pool, fd))
+            starved = TRUE;
           continue;
         }
       switch (errno)
@@ -867,7 +910,7 @@ tm_milter_server_run (TmMilterServer *server, const TmMilterCallbacks *callbacks
         break;
     }
 
-  end_sessions (server);
+  end_sessions (server, pool, starved);
   g_thread_pool_free (pool, FALSE, TRUE);
   close (signal_fd);
   return ok;

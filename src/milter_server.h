@@ -18,8 +18,9 @@
  *
  * Sockets, in libmilter's notation:
  *   unix:/path, local:/path or /path   a unix socket; a stale file is replaced
- *   inet:PORT@HOST, inet:PORT          IPv4 (HOST a name or an address; no
- *                                      HOST: every address)
+ *   inet:PORT@HOST, inet:PORT          IPv4 (HOST a name or an address, which
+ *                                      may be in brackets; no HOST: every
+ *                                      address)
  *   inet6:PORT@HOST, inet6:PORT        IPv6
  *
  * Threads: the thread calling tm_milter_server_run() accepts connections;
@@ -89,9 +90,9 @@ typedef struct {
   TmMilterVerdict (*end_of_message) (TmMilterSession *session);
   /* The MTA gave up this mail (RSET, a later step failed, a new MAIL). */
   void (*abort) (TmMilterSession *session);
-  /* The connection ends (or restarts with a new negotiation): free what
-   * hangs off tm_milter_session_set_data(). Called once per negotiation, and
-   * also when the connection breaks. */
+  /* The connection ends (or restarts: "quit, new connection follows"): free
+   * what hangs off tm_milter_session_set_data(). Called once for each
+   * connection and each restart, however it ends. */
   void (*close) (TmMilterSession *session);
 } TmMilterCallbacks;
 
@@ -110,7 +111,7 @@ void tm_milter_server_set_max_packet (TmMilterServer *server, gsize max_data);
 
 /* Serves connections with CALLBACKS (which must outlive the call) until a
  * stop signal or tm_milter_server_stop(); returns after every session has
- * ended. FALSE with ERROR set when serving could not go on (accept failing
+ * ended. Once per server. FALSE with ERROR set when serving could not go on (accept failing
  * for a reason other than a passing shortage). */
 gboolean tm_milter_server_run (TmMilterServer *server, const TmMilterCallbacks *callbacks,
                                GError **error);
@@ -153,7 +154,8 @@ gboolean tm_milter_session_add_recipient (TmMilterSession *session, const char *
 gboolean tm_milter_session_delete_recipient (TmMilterSession *session, const char *address);
 
 /* The SMTP reply for a TM_MILTER_TEMPFAIL at end of message: RCODE (4xx),
- * XCODE (4.x.x) and TEXT (one line; CR and LF are replaced by spaces). */
+ * XCODE (4.x.x) and TEXT (one line; CR and LF are replaced by spaces, and a
+ * '%' is sent as "%%", which the MTA reads back as one '%'). */
 void tm_milter_session_set_reply (TmMilterSession *session, const char *rcode,
                                   const char *xcode, const char *text);
 

@@ -6,8 +6,9 @@
 # Builds the libticket sources (the .c files of libticket_a_SOURCES in
 # Makefile.am) with clang and -fsanitize=fuzzer-no-link,address,undefined,
 # links each target in tests/fuzz (fuzz-message, fuzz-pipeline, fuzz-config,
-# fuzz-template) with -fsanitize=fuzzer,address,undefined, then runs each
-# for SECONDS (default 60) on a copy of its seed corpus tests/fuzz/corpus/NAME.
+# fuzz-template, fuzz-milter-wire) with -fsanitize=fuzzer,address,undefined,
+# then runs each for SECONDS (default 60) on a copy of its seed corpus
+# tests/fuzz/corpus/NAME.
 # SECONDS 0 only replays the seed files once each (a quick regression check).
 # Nothing is written into the source tree: objects, the working corpora and
 # any crash reproducer live in a temporary directory, kept (and named) when
@@ -35,7 +36,7 @@ seconds=${1:-60}
 [ $# -gt 0 ] && shift
 here=$(cd "$(dirname "$0")" && pwd)
 srcdir=$(cd "$here/../.." && pwd)
-all_targets="message pipeline config template"
+all_targets="message pipeline config template milter-wire"
 targets=${*:-$all_targets}
 target_count=$(echo $targets | wc -w)
 
